@@ -1,0 +1,13 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Data transforms of the CrIBo two-view pipeline."""
+from .geometry import crop_box_from_ijhw, patch_centres, sample_resized_crop
+from .loading import (CrIBoLoadImageFromFile, UnreadableImageError,
+                      decode_image)
+from .spatial import CrIBoRandomFlip, CrIBoRandomResizedCrop, resize_crop
+from .wrappers import CrIBoMultiView
+
+__all__ = [
+    'CrIBoLoadImageFromFile', 'CrIBoMultiView', 'CrIBoRandomFlip',
+    'CrIBoRandomResizedCrop', 'UnreadableImageError', 'crop_box_from_ijhw',
+    'decode_image', 'patch_centres', 'resize_crop', 'sample_resized_crop'
+]

@@ -1,0 +1,4 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+from .cribo_hook import CrIBoHook
+
+__all__ = ['CrIBoHook']

@@ -1,0 +1,143 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+from typing import Optional, Sequence
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from cribo_mm.models.losses.cribo_loss import teacher_temperature_schedule
+from cribo_mm.models.utils.clustering import pos_alpha_schedule
+from cribo_mm.registry import HOOKS
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class CrIBoHook(Hook):
+    """Everything epoch-dependent in CrIBo training, set before each epoch.
+
+    * teacher temperature of both heads: linear warm-up
+      ``warmup_teacher_temp`` -> ``teacher_temp`` over
+      ``warmup_teacher_temp_epochs`` epochs (endpoints included), then
+      constant;
+    * the cross-image object term: off before ``crossimage_start_epoch``
+      (reference: 1, since the bank holds only its random initial state
+      during epoch 0);
+    * lambda_pos of the clustering: ``linspace(pos_alpha[1], pos_alpha[0],
+      max_epochs)[epoch]`` (the reference's reversed tuple order);
+    * gradients of both last layers of the student head are dropped (set to
+      ``None``, so AdamW neither moves nor decays them) during the first
+      ``freeze_last_layer_epochs`` epochs;
+    * optional per-parameter gradient clipping as in the reference
+      (``clip_grad_per_param``); mmengine's ``optim_wrapper.clip_grad``
+      clips the global norm instead.
+
+    The two gradient edits run in an optimizer step pre-hook, i.e. after the
+    backward pass, the all-reduce of DDP and the AMP unscaling, right before
+    the update. Values are recomputed from ``runner.epoch`` at every epoch
+    start, so they are right after ``--resume``. They are logged as
+    ``train/teacher_temp``, ``train/pos_alpha``,
+    ``train/crossimage_enabled`` and ``train/last_layer_frozen``.
+
+    Args:
+        warmup_teacher_temp (float): Initial teacher temperature.
+            Defaults to 0.04.
+        teacher_temp (float): Final teacher temperature. Defaults to 0.07.
+        warmup_teacher_temp_epochs (int): Warm-up length. Defaults to 30.
+        crossimage_start_epoch (int): First epoch of the cross-image term.
+            Defaults to 1.
+        pos_alpha (Sequence[float]): (final, initial) lambda_pos.
+            Defaults to (1.0, 1.0).
+        freeze_last_layer_epochs (int): Defaults to 1.
+        clip_grad_per_param (float, optional): Per-parameter gradient norm
+            cap. Defaults to None (off).
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 warmup_teacher_temp: float = 0.04,
+                 teacher_temp: float = 0.07,
+                 warmup_teacher_temp_epochs: int = 30,
+                 crossimage_start_epoch: int = 1,
+                 pos_alpha: Sequence[float] = (1.0, 1.0),
+                 freeze_last_layer_epochs: int = 1,
+                 clip_grad_per_param: Optional[float] = None) -> None:
+        if len(pos_alpha) != 2:
+            raise ValueError('pos_alpha must be (final, initial), got '
+                             f'{pos_alpha!r}')
+        self.warmup_teacher_temp = warmup_teacher_temp
+        self.teacher_temp = teacher_temp
+        self.warmup_teacher_temp_epochs = warmup_teacher_temp_epochs
+        self.crossimage_start_epoch = crossimage_start_epoch
+        self.pos_alpha = tuple(pos_alpha)
+        self.freeze_last_layer_epochs = freeze_last_layer_epochs
+        self.clip_grad_per_param = clip_grad_per_param
+        self._last_layer_frozen = False
+        self._handles = []
+
+    # -- values for an epoch ------------------------------------------------
+    def values_at(self, epoch: int, max_epochs: int) -> dict:
+        """All scheduled values at ``epoch`` of ``max_epochs``."""
+        temp = teacher_temperature_schedule(
+            epoch,
+            warmup_temp=self.warmup_teacher_temp,
+            final_temp=self.teacher_temp,
+            warmup_epochs=self.warmup_teacher_temp_epochs)
+        alpha = pos_alpha_schedule(self.pos_alpha, epoch, max_epochs)
+        return dict(
+            teacher_temp=temp,
+            pos_alpha=alpha,
+            crossimage_enabled=epoch >= self.crossimage_start_epoch,
+            last_layer_frozen=epoch < self.freeze_last_layer_epochs)
+
+    # -- hook points --------------------------------------------------------
+    def before_train(self, runner) -> None:
+        optim_wrapper = runner.optim_wrapper
+        wrappers = (optim_wrapper.values() if hasattr(optim_wrapper, 'values')
+                    else [optim_wrapper])
+        model = _unwrap(runner.model)
+        last_layer = {id(p) for p in model.neck.last_layer_parameters()}
+        student = {id(p) for n, p in model.named_parameters()
+                   if not n.startswith('teacher.')}
+        for wrapper in wrappers:
+            self._handles.append(
+                wrapper.optimizer.register_step_pre_hook(
+                    self._make_grad_editor(last_layer, student)))
+
+    def after_train(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def before_train_epoch(self, runner) -> None:
+        values = self.values_at(runner.epoch, runner.max_epochs)
+        model = _unwrap(runner.model)
+        model.head.teacher_temp = values['teacher_temp']
+        model.head.teacher_temp_c = values['teacher_temp']
+        model.head.crossimage_enabled = values['crossimage_enabled']
+        model.object_pooling.pos_alpha = values['pos_alpha']
+        self._last_layer_frozen = values['last_layer_frozen']
+        for key, value in values.items():
+            runner.message_hub.update_scalar(f'train/{key}', float(value))
+
+    # -- gradient edits -----------------------------------------------------
+    def _make_grad_editor(self, last_layer_ids, student_ids):
+
+        def edit_gradients(optimizer, args, kwargs):
+            params = [p for group in optimizer.param_groups
+                      for p in group['params'] if p.grad is not None]
+            if self.clip_grad_per_param is not None:
+                for p in params:
+                    if id(p) in student_ids:
+                        norm = p.grad.detach().norm(2)
+                        coef = self.clip_grad_per_param / (norm + 1e-6)
+                        p.grad.mul_(torch.clamp(coef, max=1.0))
+            if self._last_layer_frozen:
+                for p in params:
+                    if id(p) in last_layer_ids:
+                        p.grad = None
+
+        return edit_gradients

@@ -1,0 +1,376 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Backbones for dense retrieval: building, safe checkpoint loading and
+patch-feature extraction."""
+import importlib
+import inspect
+import os.path as osp
+import warnings
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    'build_backbone', 'load_checkpoint_safely', 'select_backbone_state_dict',
+    'load_backbone_weights', 'extract_patch_features', 'infer_patch_size',
+    'IMAGENET_MEAN', 'IMAGENET_STD', 'AUTO_PREFIXES'
+]
+
+#: ImageNet mean and std in RGB order, 0-255 scale.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+#: Prefixes tried in order by ``prefix='auto'``: the teacher backbone of a
+#: cribo-mm pretraining checkpoint, the student backbone, a DDP-wrapped
+#: student backbone; otherwise the keys are used as they are.
+AUTO_PREFIXES = ('teacher.module.0.', 'backbone.', 'module.backbone.')
+
+_VIT_SPEC = 'vit:'
+
+# Globals that ``load_checkpoint_safely`` may allow beyond torch's own
+# ``weights_only`` list: classes from these module prefixes ...
+_TRUSTED_CLASS_MODULES = ('numpy', 'collections', 'mmengine.logging',
+                          'mmengine.config')
+# ... and these exact functions/classes.
+_TRUSTED_NAMES = {
+    'numpy.core.multiarray._reconstruct',
+    'numpy._core.multiarray._reconstruct',
+    'numpy.core.multiarray.scalar',
+    'numpy._core.multiarray.scalar',
+    'builtins.set',
+    'builtins.frozenset',
+    'builtins.slice',
+    'builtins.complex',
+    'builtins.bytearray',
+    '_codecs.encode',
+}
+
+
+def _resolve_global(name: str):
+    """Import ``module.qualname`` and return the object (or None)."""
+    parts = name.split('.')
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module('.'.join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _trusted_global(name: str):
+    """The object for a pickled global name if it is on the allowlist."""
+    if name in _TRUSTED_NAMES:
+        return _resolve_global(name)
+    if name.startswith(tuple(m + '.' for m in _TRUSTED_CLASS_MODULES)):
+        obj = _resolve_global(name)
+        if isinstance(obj, type):
+            return obj
+    return None
+
+
+def load_checkpoint_safely(path: str, allow_unsafe: bool = False) -> dict:
+    """Load a checkpoint without executing arbitrary pickled code.
+
+    Plain tensor checkpoints load with ``torch.load(weights_only=True)``.
+    mmengine Runner checkpoints also pickle ``HistoryBuffer`` objects and
+    numpy values (message hub, optimiser state); for those, the extra
+    globals the file needs are listed statically
+    (``torch.serialization.get_unsafe_globals_in_checkpoint``) and, if all
+    are on a small allowlist (numpy arrays/scalars/dtypes, ``collections``
+    and ``mmengine.logging``/``mmengine.config`` classes), the file is
+    loaded with ``weights_only=True`` and those globals allowed.
+
+    Args:
+        path (str): Checkpoint file.
+        allow_unsafe (bool): Fall back to ``weights_only=False`` (full
+            unpickling; only for files you trust) when the safe route
+            fails. Defaults to False.
+
+    Returns:
+        dict: The loaded object (on the CPU).
+    """
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as first_err:  # noqa: BLE001
+        error = first_err
+    needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    resolved, rejected = [], []
+    for name in needed:
+        obj = _trusted_global(name)
+        if obj is None:
+            rejected.append(name)
+        else:
+            resolved.append((obj, name))
+    if not rejected:
+        try:
+            with torch.serialization.safe_globals(resolved):
+                return torch.load(
+                    path, map_location='cpu', weights_only=True)
+        except Exception as err:  # noqa: BLE001
+            error = err
+    if allow_unsafe:
+        warnings.warn(f'Loading {path} with weights_only=False')
+        return torch.load(path, map_location='cpu', weights_only=False)
+    raise RuntimeError(
+        f'Cannot load {path} safely (globals outside the allowlist: '
+        f'{rejected}; last error: {error}). Extract the backbone weights '
+        'into a tensors-only file, or pass allow_unsafe=True '
+        '(--unsafe-load) for a file you trust.') from error
+
+
+def _state_dict_of(checkpoint) -> Dict[str, Tensor]:
+    """The tensor dict inside a checkpoint object."""
+    if isinstance(checkpoint, nn.Module):
+        return checkpoint.state_dict()
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'Unsupported checkpoint type {type(checkpoint)}')
+    for key in ('state_dict', 'model', 'teacher', 'student'):
+        inner = checkpoint.get(key)
+        if isinstance(inner, dict) and any(
+                isinstance(v, Tensor) for v in inner.values()):
+            return inner
+    return {k: v for k, v in checkpoint.items() if isinstance(v, Tensor)}
+
+
+def select_backbone_state_dict(checkpoint,
+                               prefix: str = 'auto',
+                               expected_keys: Optional[Iterable[str]] = None
+                               ) -> Tuple[Dict[str, Tensor], str]:
+    """Pick the backbone weights out of a checkpoint and strip their prefix.
+
+    Args:
+        checkpoint (dict): A loaded checkpoint: a Runner checkpoint, a
+            ``{'state_dict': ...}`` file or a bare state dict.
+        prefix (str): Key prefix of the backbone. ``'auto'`` tries
+            :data:`AUTO_PREFIXES` in order (so the teacher backbone wins
+            over the student in pretraining checkpoints) and otherwise uses
+            the keys unchanged; ``''`` uses them unchanged.
+            Defaults to ``'auto'``.
+        expected_keys (Iterable[str], optional): Keys of the target
+            backbone; with ``'auto'``, a prefix is accepted only if some
+            stripped key is among them.
+
+    Returns:
+        tuple[dict, str]: The stripped state dict and the prefix used.
+    """
+    state = _state_dict_of(checkpoint)
+    expected = set(expected_keys) if expected_keys is not None else None
+
+    def strip(pfx: str) -> Dict[str, Tensor]:
+        return {k[len(pfx):]: v for k, v in state.items() if k.startswith(pfx)}
+
+    if prefix != 'auto':
+        selected = strip(prefix)
+        if not selected:
+            raise KeyError(f'No checkpoint key starts with {prefix!r}; '
+                           f'first keys: {list(state)[:5]}')
+        return selected, prefix
+    for pfx in AUTO_PREFIXES:
+        selected = strip(pfx)
+        if selected and (expected is None or expected & set(selected)):
+            return selected, pfx
+    return dict(state), ''
+
+
+def infer_patch_size(backbone: nn.Module, default: int = 16) -> int:
+    """Patch size (stride of the patch embedding) of a ViT-like backbone.
+
+    Args:
+        backbone (nn.Module): The backbone.
+        default (int): Value returned when nothing is found.
+            Defaults to 16.
+
+    Returns:
+        int: The patch size.
+    """
+    embed = getattr(backbone, 'patch_embed', None)
+    for name in ('projection', 'proj'):
+        conv = getattr(embed, name, None)
+        stride = getattr(conv, 'stride', None)
+        if stride is not None:
+            return int(stride[0] if isinstance(stride, Sequence) else stride)
+    size = getattr(backbone, 'patch_size', None)
+    if size is not None:
+        return int(size[0] if isinstance(size, Sequence) else size)
+    return default
+
+
+def _load_config(spec, cfg_options: Optional[dict]):
+    from mmengine.config import Config
+    cfg = spec if isinstance(spec, Config) else Config.fromfile(spec)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    imports = cfg.get('custom_imports')
+    if imports:
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**imports)
+    return cfg
+
+
+def build_backbone(spec: Union[str, dict],
+                   cfg_options: Optional[dict] = None,
+                   default_scope: str = 'mmpretrain') -> nn.Module:
+    """Build a backbone that yields patch tokens.
+
+    Args:
+        spec (str | dict | Config): One of
+
+            - a config file (or ``mmengine.Config``) with ``model.backbone``
+              (or a top-level ``backbone``), e.g. a cribo-mm pretraining
+              config, an mmpretrain classification config or an mmseg
+              config;
+            - ``'vit:<arch>'`` for a plain mmpretrain ``VisionTransformer``
+              of that arch with 16x16 patches (e.g. ``'vit:deit-small'``,
+              ``'vit:base'``);
+            - a backbone config dict.
+
+            ``init_cfg`` and ``pretrained`` are dropped, so nothing is
+            downloaded. Backbones whose class takes ``out_type`` (mmpretrain
+            ``VisionTransformer`` and subclasses) get ``out_type='raw'``
+            unless it is ``'raw'`` or ``'featmap'`` already.
+        cfg_options (dict, optional): Overrides merged into a config file.
+        default_scope (str): Registry scope for names without a prefix when
+            the config sets no ``default_scope``.
+            Defaults to ``'mmpretrain'``.
+
+    Returns:
+        nn.Module: The backbone in eval mode, weights initialised by its
+        ``init_weights``.
+    """
+    from mmengine.registry import DefaultScope
+
+    import cribo_mm  # noqa: F401  (registers cribo-mm components)
+    from cribo_mm.registry import MODELS
+
+    scope = default_scope
+    if isinstance(spec, str) and spec.startswith(_VIT_SPEC):
+        backbone_cfg = dict(
+            type='VisionTransformer',
+            arch=spec[len(_VIT_SPEC):],
+            patch_size=16,
+            out_type='raw')
+    elif isinstance(spec, dict) and not hasattr(spec, 'filename'):
+        backbone_cfg = dict(spec)
+    else:
+        if isinstance(spec, str) and not osp.isfile(spec):
+            raise FileNotFoundError(
+                f'{spec} is neither a config file nor "vit:<arch>"')
+        cfg = _load_config(spec, cfg_options)
+        model_cfg = cfg.get('model') or {}
+        backbone_cfg = model_cfg.get('backbone') or cfg.get('backbone')
+        if backbone_cfg is None:
+            raise KeyError(f'{spec} defines neither model.backbone nor '
+                           'backbone')
+        backbone_cfg = backbone_cfg.to_dict() if hasattr(
+            backbone_cfg, 'to_dict') else dict(backbone_cfg)
+        scope = cfg.get('default_scope') or default_scope
+    backbone_cfg.pop('init_cfg', None)
+    backbone_cfg.pop('pretrained', None)
+    type_name = backbone_cfg.get('type')
+    if isinstance(type_name, str) and type_name.startswith('mmseg.'):
+        importlib.import_module('mmseg.models')
+    with DefaultScope.overwrite_default_scope(scope):
+        with MODELS.switch_scope_and_registry(None) as registry:
+            cls = registry.get(type_name) if isinstance(type_name,
+                                                        str) else type_name
+        if cls is None:
+            raise KeyError(f'{type_name} is not registered (scope {scope})')
+        params = inspect.signature(cls.__init__).parameters
+        if 'out_type' in params and backbone_cfg.get(
+                'out_type') not in ('raw', 'featmap'):
+            backbone_cfg['out_type'] = 'raw'
+        backbone = MODELS.build(backbone_cfg)
+    if hasattr(backbone, 'init_weights'):
+        backbone.init_weights()
+    return backbone.eval()
+
+
+def load_backbone_weights(backbone: nn.Module,
+                          checkpoint: Union[str, dict],
+                          prefix: str = 'auto',
+                          allow_unsafe: bool = False) -> dict:
+    """Load backbone weights from a checkpoint file or object.
+
+    Args:
+        backbone (nn.Module): Target backbone.
+        checkpoint (str | dict): Path (loaded with
+            :func:`load_checkpoint_safely`) or a loaded checkpoint.
+        prefix (str): See :func:`select_backbone_state_dict`.
+            Defaults to ``'auto'``.
+        allow_unsafe (bool): See :func:`load_checkpoint_safely`.
+            Defaults to False.
+
+    Returns:
+        dict: ``prefix`` used, ``loaded`` (number of tensors), and the
+        ``missing_keys``/``unexpected_keys`` lists.
+    """
+    if isinstance(checkpoint, str):
+        checkpoint = load_checkpoint_safely(checkpoint, allow_unsafe)
+    own_keys = backbone.state_dict().keys()
+    state, used = select_backbone_state_dict(checkpoint, prefix, own_keys)
+    matched = set(state) & set(own_keys)
+    if not matched:
+        raise KeyError('No checkpoint tensor matches the backbone (prefix '
+                       f'{used!r}); checkpoint keys start with '
+                       f'{list(state)[:5]}, backbone keys with '
+                       f'{list(own_keys)[:5]}')
+    result = backbone.load_state_dict(state, strict=False)
+    missing = list(result.missing_keys)
+    if missing:
+        warnings.warn(f'{len(missing)} backbone tensors not in the '
+                      f'checkpoint (random): {missing[:8]}')
+    return dict(
+        prefix=used,
+        loaded=len(matched),
+        missing_keys=missing,
+        unexpected_keys=list(result.unexpected_keys))
+
+
+@torch.no_grad()
+def extract_patch_features(backbone: nn.Module, images: Tensor,
+                           patch_size: int) -> Tensor:
+    """Patch features of a batch of (already normalised) images.
+
+    Handles the usual backbone outputs: a tuple/list of stages (the last
+    is used; an ``[featmap, cls_token]`` pair is reduced to the map), token
+    sequences (B, N, D) whose leading ``N - h*w`` tokens (class/register
+    tokens) are dropped, and feature maps (B, D, h, w).
+
+    Args:
+        backbone (nn.Module): Backbone in eval mode.
+        images (Tensor): Images of shape (B, 3, H, W), H and W multiples of
+            ``patch_size``.
+        patch_size (int): Token stride in pixels.
+
+    Returns:
+        Tensor: Features of shape (B, H/p, W/p, D) (not normalised).
+    """
+    b, _, height, width = images.shape
+    h, w = height // patch_size, width // patch_size
+    out = backbone(images)
+    while isinstance(out, (tuple, list)):
+        first, last = out[0], out[-1]
+        if (len(out) == 2 and isinstance(last, Tensor) and last.dim() == 2
+                and isinstance(first, Tensor) and first.dim() in (3, 4)):
+            out = first  # a (patch tokens, class token) pair
+        else:
+            out = last  # the last stage
+    if out.dim() == 4:
+        if tuple(out.shape[2:]) != (h, w):
+            raise ValueError(f'feature map {tuple(out.shape[2:])} does not '
+                             f'match the patch grid {(h, w)}')
+        return out.permute(0, 2, 3, 1).contiguous()
+    if out.dim() == 3:
+        extra = out.shape[1] - h * w
+        if extra < 0:
+            raise ValueError(f'{out.shape[1]} tokens for a {h}x{w} grid')
+        return out[:, extra:].reshape(b, h, w, -1).contiguous()
+    raise ValueError(f'Unsupported backbone output of shape '
+                     f'{tuple(out.shape)}; use a backbone returning patch '
+                     "tokens (e.g. out_type='raw' or 'featmap')")

@@ -1,0 +1,125 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Patch-level label distributions and memory patch sampling.
+
+Pure tensor functions: no I/O, no OpenMMLab imports.
+"""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+__all__ = ['patch_label_distributions', 'sample_memory_patches']
+
+_IGNORE_MODES = ('exclude', 'class0')
+
+
+def patch_label_distributions(labels: Tensor,
+                              num_classes: int,
+                              patch_size: int,
+                              ignore_index: int = 255,
+                              ignore_mode: str = 'exclude') -> Tensor:
+    """Share of each class's pixels in every patch of a label map.
+
+    Pixels equal to ``ignore_index`` (and any value outside
+    ``[0, num_classes)``) are handled according to ``ignore_mode``:
+
+    - ``'exclude'``: they are left out; every patch is normalised by its
+      number of valid pixels, and a patch without valid pixels gets an
+      all-zero row.
+    - ``'class0'``: they count as class 0 (the open-hummingbird-eval
+      convention for memory labels), so every row sums to one.
+
+    Args:
+        labels (Tensor): Integer label maps of shape (B, H, W) or (H, W).
+            ``H`` and ``W`` must be multiples of ``patch_size``.
+        num_classes (int): Number of classes C.
+        patch_size (int): Patch side p in pixels.
+        ignore_index (int): Label value of unlabelled pixels.
+            Defaults to 255.
+        ignore_mode (str): ``'exclude'`` or ``'class0'``.
+            Defaults to ``'exclude'``.
+
+    Returns:
+        Tensor: float32 tensor of shape (B, H/p, W/p, C) (no batch dim if
+        the input had none) whose rows are the per-patch class shares.
+    """
+    if ignore_mode not in _IGNORE_MODES:
+        raise ValueError(f'ignore_mode must be one of {_IGNORE_MODES}, '
+                         f'got {ignore_mode!r}')
+    squeeze = labels.dim() == 2
+    if squeeze:
+        labels = labels[None]
+    if labels.dim() != 3:
+        raise ValueError('labels must have shape (B, H, W) or (H, W), got '
+                         f'{tuple(labels.shape)}')
+    b, height, width = labels.shape
+    if height % patch_size or width % patch_size:
+        raise ValueError(f'label size {(height, width)} is not a multiple of '
+                         f'the patch size {patch_size}')
+    h, w = height // patch_size, width // patch_size
+    device = labels.device
+    labels = labels.long()
+    valid = (labels >= 0) & (labels < num_classes)
+    if ignore_mode == 'class0':
+        labels = torch.where(valid, labels, torch.zeros_like(labels))
+        valid = torch.ones_like(valid)
+    rows = torch.arange(height, device=device) // patch_size
+    cols = torch.arange(width, device=device) // patch_size
+    patch_id = rows[:, None] * w + cols[None, :]  # (H, W)
+    image_offset = torch.arange(b, device=device)[:, None, None] * (h * w)
+    flat = (image_offset + patch_id[None]) * num_classes + labels
+    counts = torch.bincount(
+        flat[valid], minlength=b * h * w * num_classes).to(torch.float32)
+    counts = counts.view(b, h, w, num_classes)
+    dist = counts / counts.sum(-1, keepdim=True).clamp_min(1.0)
+    return dist[0] if squeeze else dist
+
+
+def sample_memory_patches(patch_labels: Tensor,
+                          num_samples: int,
+                          generator: Optional[torch.Generator] = None
+                          ) -> Tensor:
+    """Choose the same number of patches from every image, preferring rare
+    classes.
+
+    Follows the sampling of open-hummingbird-eval: for each image, let
+    ``n_c`` be the number of its patches that contain class ``c``. The score
+    of a patch is ``sum(n_c for c present in the patch) * u`` with ``u``
+    drawn uniformly from [0, 1); the ``num_samples`` patches with the
+    lowest scores are kept. Patches that contain no labelled pixel (an
+    all-zero row) score ``+inf`` and are taken only when nothing else is
+    left.
+
+    Args:
+        patch_labels (Tensor): Per-patch class shares of shape (B, P, C)
+            or (B, h, w, C), as from :func:`patch_label_distributions`.
+        num_samples (int): Patches to keep per image. When it is at least
+            P, every patch is kept (in order).
+        generator (torch.Generator, optional): Source of the uniform factors
+            (must live on the device of ``patch_labels``).
+
+    Returns:
+        Tensor: int64 tensor of shape (B, min(num_samples, P)) with patch
+        indices into the flattened (row-major) patch grid, ascending in each
+        row.
+    """
+    if patch_labels.dim() == 4:
+        patch_labels = patch_labels.flatten(1, 2)
+    if patch_labels.dim() != 3:
+        raise ValueError('patch_labels must have shape (B, P, C) or '
+                         f'(B, h, w, C), got {tuple(patch_labels.shape)}')
+    b, num_patches, _ = patch_labels.shape
+    device = patch_labels.device
+    if num_samples <= 0:
+        raise ValueError(f'num_samples must be positive, got {num_samples}')
+    if num_samples >= num_patches:
+        return torch.arange(num_patches, device=device).expand(b, -1).clone()
+    present = (patch_labels > 0).to(torch.float32)  # (B, P, C)
+    patches_per_class = present.sum(1)  # (B, C)
+    score = torch.bmm(present, patches_per_class[:, :, None])[..., 0]
+    score = score * torch.rand(
+        b, num_patches, generator=generator, device=device)
+    score = torch.where(present.sum(-1) > 0, score,
+                        torch.full_like(score, float('inf')))
+    keep = score.topk(num_samples, dim=1, largest=False).indices
+    return keep.sort(dim=1).values

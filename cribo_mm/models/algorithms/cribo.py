@@ -1,0 +1,278 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+from typing import Dict, List, Optional, Union
+
+import torch
+import torch.nn as nn
+from mmpretrain.models.selfsup.base import BaseSelfSupervisor
+from mmpretrain.models.utils import CosineEMA
+from mmpretrain.structures import DataSample
+
+from cribo_mm.datasets.transforms.geometry import patch_centres
+from cribo_mm.registry import MODELS
+
+LOSS_TERMS = ('loss_global', 'loss_object_crossview', 'loss_object_crossimage')
+
+
+@MODELS.register_module()
+class CrIBo(BaseSelfSupervisor):
+    """CrIBo: cross-image object-level bootstrapping.
+
+    Implementation of `CrIBo: Self-Supervised Learning via Cross-Image
+    Object-Level Bootstrapping <https://arxiv.org/abs/2310.07855>`_.
+
+    Per step, for a batch of B images seen in two views:
+
+    1. the EMA teacher and the student encode both views into tokens
+       (2B, 1 + n, C) (view-major: all first views, then all second views);
+    2. the teacher's patch tokens of the two views of each image are
+       clustered jointly (:class:`CrIBoObjectPooling`); clusters present in
+       both views are objects, pooled from teacher and student tokens with
+       the same (teacher) assignment;
+    3. each teacher object retrieves its nearest neighbour object in the
+       memory bank (:class:`CrIBoMemoryBank`), kept only when the retrieval
+       is cycle-consistent;
+    4. :class:`CrIBoLoss` returns the global DINO term, the cross-view
+       object term and the cross-image object term;
+    5. the bank receives this step's teacher objects (from all ranks).
+
+    Args:
+        backbone (dict): mmpretrain ``VisionTransformer`` config with
+            ``out_type='raw'`` (all tokens after the final norm).
+        neck (dict): :class:`CrIBoProjectionHead` config.
+        head (dict): :class:`CrIBoLoss` config.
+        object_pooling (dict): :class:`CrIBoObjectPooling` config.
+        memory_bank (dict): :class:`CrIBoMemoryBank` config.
+        base_momentum (float): Start of the teacher's EMA momentum in
+            mmengine's convention (``1 - `` the DINO momentum): 0.004 is
+            DINO's 0.996. Defaults to 0.004.
+        end_momentum (float): End of the cosine momentum schedule. Defaults
+            to 0 (DINO's 1.0).
+        patch_size (int): Patch size of the backbone, used to place the
+            tokens in the original image. Defaults to 16.
+        reference_init (bool): Initialise the backbone like the reference
+            ViT (truncated normal std 0.02 for linear layers, position and
+            CLS embeddings; LayerNorm 1/0) instead of mmpretrain's default.
+            Defaults to True.
+        data_preprocessor (dict, optional): Defaults to
+            ``SelfSupDataPreprocessor``.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 object_pooling: dict,
+                 memory_bank: dict,
+                 base_momentum: float = 0.004,
+                 end_momentum: float = 0.,
+                 patch_size: int = 16,
+                 reference_init: bool = True,
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.object_pooling = MODELS.build(object_pooling)
+        self.memory_bank = MODELS.build(memory_bank)
+        self.patch_size = patch_size
+        self.reference_init = reference_init
+        # mmengine's EMA convention: x_ema = (1 - m) * x_ema + m * x.
+        self.teacher = CosineEMA(
+            nn.Sequential(self.backbone, self.neck),
+            momentum=base_momentum,
+            end_momentum=end_momentum)
+
+    # ------------------------------------------------------------------
+    # set-up
+    # ------------------------------------------------------------------
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.reference_init:
+            self._reference_backbone_init()
+        # The teacher starts as an exact copy of the initialised student.
+        self.teacher.module.load_state_dict(
+            nn.Sequential(self.backbone, self.neck).state_dict())
+
+    @torch.no_grad()
+    def _reference_backbone_init(self) -> None:
+        for m in self.backbone.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for name in ('pos_embed', 'cls_token'):
+            param = getattr(self.backbone, name, None)
+            if isinstance(param, nn.Parameter):
+                nn.init.trunc_normal_(param, std=.02)
+
+    def train(self, mode: bool = True) -> 'CrIBo':
+        """Set train mode; the teacher always runs in eval mode, so it has no
+        stochastic depth or dropout (the reference teacher has none)."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    @property
+    def teacher_backbone(self) -> nn.Module:
+        return self.teacher.module[0]
+
+    @property
+    def teacher_neck(self) -> nn.Module:
+        return self.teacher.module[1]
+
+    # ------------------------------------------------------------------
+    # forward
+    # ------------------------------------------------------------------
+    def extract_feat(self, inputs: torch.Tensor):
+        """Tokens of the teacher backbone, the weights used downstream.
+
+        Args:
+            inputs (Tensor): Images (N, 3, H, W).
+
+        Returns:
+            tuple[Tensor]: The teacher backbone outputs.
+        """
+        return self.teacher_backbone(inputs)
+
+    def token_positions(self, data_samples: List[DataSample],
+                        image_size) -> torch.Tensor:
+        """Centres of all patch tokens in original-image pixels.
+
+        Args:
+            data_samples (list[DataSample]): B samples with ``crop_bbox``
+                (2, 4) and ``crop_flip`` (2,).
+            image_size (tuple[int, int]): (H, W) of the views.
+
+        Returns:
+            Tensor: (2, B, 2, n) as [view, image, (x, y), patch].
+        """
+        try:
+            boxes = torch.stack([ds.crop_bbox for ds in data_samples], dim=1)
+            flips = torch.stack([ds.crop_flip for ds in data_samples], dim=1)
+        except AttributeError as e:
+            raise KeyError(
+                'CrIBo needs the crop geometry of both views in every data '
+                'sample ("crop_bbox", "crop_flip"); pack them with '
+                "PackInputs(algorithm_keys=('crop_bbox', 'crop_flip'))"
+            ) from e
+        return patch_centres(
+            boxes.float(), flips.bool(),
+            out_size=tuple(image_size), patch_size=self.patch_size)
+
+    def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """Update the teacher and compute the three CrIBo loss terms.
+
+        Args:
+            inputs (list[Tensor]): Two views, each (B, 3, H, W).
+            data_samples (list[DataSample]): Per-image crop geometry.
+
+        Returns:
+            dict[str, Tensor]: ``loss_global``, ``loss_object_crossview``,
+            ``loss_object_crossimage`` and logged statistics
+            (``objects_per_image``, ``cycle_consistent_ratio``,
+            ``bank_fill``).
+        """
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError('CrIBo expects exactly two views per image, got '
+                             f'{type(inputs).__name__} of length '
+                             f'{len(inputs)}')
+        positions = self.token_positions(data_samples, inputs[0].shape[-2:])
+        positions = positions.to(inputs[0].device)
+        with torch.no_grad():
+            self.teacher.update_parameters(
+                nn.Sequential(self.backbone, self.neck))
+        return self.forward_train_step(torch.cat(inputs), positions)
+
+    def forward_train_step(self,
+                           images: torch.Tensor,
+                           positions: torch.Tensor,
+                           init_index: Optional[torch.Tensor] = None,
+                           update_bank: bool = True) -> Dict[str, torch.Tensor]:
+        """Losses of one step for fixed teacher weights.
+
+        Args:
+            images (Tensor): Both views, view-major, (2B, 3, H, W).
+            positions (Tensor): Token centres (2, B, 2, n).
+            init_index (Tensor, optional): Initial centroid token indices
+                (B, K) for a deterministic clustering.
+            update_bank (bool): Insert this step's objects into the bank.
+
+        Returns:
+            dict[str, Tensor]: See :meth:`loss`.
+        """
+        with torch.no_grad():
+            teacher_tokens = self.teacher_backbone(images)[0]
+            teacher_global = self.teacher_neck(teacher_tokens[:, 0])
+            objects = self.object_pooling.cluster(
+                teacher_tokens[:, 1:], positions, init_index=init_index)
+            teacher_v1 = objects.centroids_v1
+            teacher_v2 = objects.centroids_v2
+            retrieval = self.memory_bank.retrieve(teacher_v1, teacher_v2)
+            teacher_objects = self.teacher_neck.forward_objects(
+                torch.cat([teacher_v1, teacher_v2]))
+            # Only the entries the loss reads are projected: view 1 of the
+            # view-1 neighbours and view 2 of the view-2 neighbours.
+            teacher_nn_v1 = self.teacher_neck.forward_objects(
+                retrieval.neighbours_v1[0])
+            teacher_nn_v2 = self.teacher_neck.forward_objects(
+                retrieval.neighbours_v2[1])
+
+        student_tokens = self.backbone(images)[0]
+        student_global = self.neck(student_tokens[:, 0])
+        student_v1, student_v2 = self.object_pooling.pool(
+            student_tokens[:, 1:], objects)
+        student_objects = self.neck.forward_objects(
+            torch.cat([student_v1, student_v2]))
+
+        losses = self.head(
+            student_global=student_global,
+            teacher_global=teacher_global,
+            student_objects=student_objects,
+            teacher_objects=teacher_objects,
+            teacher_nn_v1=teacher_nn_v1,
+            teacher_nn_v2=teacher_nn_v2,
+            mask_v1=retrieval.mask_v1,
+            mask_v2=retrieval.mask_v2)
+        self._check_finite(losses)
+
+        if update_bank:
+            with torch.no_grad():
+                self.memory_bank.update(
+                    teacher_v1,
+                    teacher_v2,
+                    objects.objects_per_image,
+                    cls=teacher_tokens[:, 0])
+
+        num_objects = max(int(retrieval.mask_v1.numel()), 1)
+        losses['objects_per_image'] = \
+            objects.objects_per_image.float().mean().detach()
+        losses['cycle_consistent_ratio'] = (
+            retrieval.mask_v1.float().sum() +
+            retrieval.mask_v2.float().sum()).detach() / (2 * num_objects)
+        losses['bank_fill'] = self.memory_bank.fill.detach().to(
+            student_global.device)
+        return losses
+
+    def _check_finite(self, losses: Dict[str, torch.Tensor]) -> None:
+        terms = torch.stack([losses[k].detach().float() for k in LOSS_TERMS])
+        finite = torch.isfinite(terms)
+        if bool(finite.all()):
+            return
+        bad = [k for k, ok in zip(LOSS_TERMS, finite.tolist()) if not ok]
+        iteration = int(self.teacher.steps) - 1
+        raise FloatingPointError(
+            f'non-finite CrIBo loss at iteration {iteration}: '
+            + ', '.join(f'{k}={float(losses[k]):.4g}' for k in bad)
+            + '. Training stopped before the optimizer step; the last '
+            'saved checkpoint is intact. Try a lower lr, gradient clipping '
+            '(optim_wrapper.clip_grad) or disabling --amp.')

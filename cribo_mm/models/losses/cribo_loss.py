@@ -1,0 +1,419 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""CrIBo loss: global (CLS), cross-view object and cross-image object terms.
+
+Every term is a cross-entropy ``H(p_t, p_s) = -sum p_t log p_s`` between a
+centred, sharpened teacher distribution ``softmax((t - center) / tau_t)`` and
+a student distribution ``softmax(s / tau_s)``. The functions below reproduce
+the reference implementation number for number (see
+``shared/fixtures/cribo_reference/README.md``, section 6); :class:`CrIBoLoss`
+adds the centres, their all-reduced EMA update and the temperatures.
+"""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine import dist
+from torch import Tensor, nn
+
+from cribo_mm.registry import MODELS
+
+__all__ = [
+    'teacher_temp_schedule', 'teacher_temp_at_epoch', 'global_loss',
+    'object_crossview_loss', 'object_crossimage_loss', 'CrIBoLoss'
+]
+
+CROSSIMAGE_NORMALIZATIONS = ('reference', 'per_mask')
+
+
+def teacher_temp_schedule(warmup_temp: float, final_temp: float,
+                          warmup_epochs: int, max_epochs: int) -> List[float]:
+    """Per-epoch teacher temperatures of the reference.
+
+    A linear ramp of ``warmup_epochs`` points from ``warmup_temp`` to
+    ``final_temp`` (both ends included, as ``numpy.linspace``), then
+    ``final_temp`` until ``max_epochs``. With 0.04 -> 0.07 over 3 epochs:
+    0.04, 0.055, 0.07, 0.07, ...
+
+    Args:
+        warmup_temp (float): Temperature of epoch 0.
+        final_temp (float): Temperature after the warm-up.
+        warmup_epochs (int): Number of ramp points.
+        max_epochs (int): Length of the schedule.
+
+    Returns:
+        list[float]: ``max(max_epochs, warmup_epochs)`` temperatures.
+    """
+    warmup_epochs = int(warmup_epochs)
+    if warmup_epochs == 1:
+        ramp = [float(warmup_temp)]
+    elif warmup_epochs > 1:
+        step = (final_temp - warmup_temp) / (warmup_epochs - 1)
+        ramp = [warmup_temp + i * step for i in range(warmup_epochs)]
+        ramp[-1] = float(final_temp)
+    else:
+        ramp = []
+    return ramp + [float(final_temp)] * max(0, max_epochs - warmup_epochs)
+
+
+def teacher_temp_at_epoch(epoch: int, warmup_temp: float, final_temp: float,
+                          warmup_epochs: int) -> float:
+    """Teacher temperature of one epoch (see :func:`teacher_temp_schedule`).
+
+    Args:
+        epoch (int): 0-based epoch.
+        warmup_temp (float): Temperature of epoch 0.
+        final_temp (float): Temperature after the warm-up.
+        warmup_epochs (int): Number of ramp points.
+
+    Returns:
+        float: The temperature; ``final_temp`` from ``warmup_epochs`` on.
+    """
+    schedule = teacher_temp_schedule(warmup_temp, final_temp, warmup_epochs,
+                                     0)
+    return schedule[epoch] if epoch < len(schedule) else float(final_temp)
+
+
+def _teacher_probs(teacher: Tensor, center: Tensor, temp: float) -> Tensor:
+    return F.softmax((teacher - center) / temp, dim=-1)
+
+
+def _cross_entropy(probs: Tensor, student_logits: Tensor) -> Tensor:
+    """Row-wise ``H(probs, softmax(student_logits))``, shape (N,)."""
+    return torch.sum(-probs * F.log_softmax(student_logits, dim=-1), dim=-1)
+
+
+def _swapped_views_loss(student_views: Sequence[Tensor], teacher: Tensor,
+                        center: Tensor, teacher_temp: float) -> Tensor:
+    """Mean over the pairs (teacher v1, student v2) and (teacher v2,
+    student v1) of the row-averaged cross-entropy.
+
+    Args:
+        student_views (Sequence[Tensor]): Two (N, out) student logits,
+            already divided by the student temperature.
+        teacher (Tensor): (2N, out) view-major teacher outputs.
+        center (Tensor): (1, out) teacher centre.
+        teacher_temp (float): Teacher temperature.
+
+    Returns:
+        Tensor: 0-dim loss.
+    """
+    teacher_views = _teacher_probs(teacher.detach(), center,
+                                   teacher_temp).chunk(2)
+    total = 0
+    for t_view, s_view in ((0, 1), (1, 0)):
+        total += _cross_entropy(teacher_views[t_view],
+                                student_views[s_view]).mean()
+    return total / 2
+
+
+def global_loss(student_output: Tensor,
+                teacher_output: Tensor,
+                center: Tensor,
+                teacher_temp: float,
+                student_temp: float = 0.1) -> Tensor:
+    """DINO loss between the CLS projections of the two views.
+
+    Args:
+        student_output (Tensor): (2B, out_dim) student head outputs,
+            view-major.
+        teacher_output (Tensor): (2B, out_dim) teacher head outputs.
+        center (Tensor): (1, out_dim) centre of the teacher outputs.
+        teacher_temp (float): Teacher temperature.
+        student_temp (float): Student temperature. Defaults to 0.1.
+
+    Returns:
+        Tensor: 0-dim loss.
+    """
+    return _swapped_views_loss((student_output / student_temp).chunk(2),
+                               teacher_output, center, teacher_temp)
+
+
+def object_crossview_loss(student_objects: Tensor,
+                          teacher_objects: Tensor,
+                          center_c: Tensor,
+                          teacher_temp_c: float,
+                          student_temp_c: float = 0.1) -> Tensor:
+    """Cross-view object loss: object k of one view teaches object k of the
+    other view, averaged over objects and both directions.
+
+    Args:
+        student_objects (Tensor): (2C, out_dim_c) projected student objects,
+            view-1 rows then view-2 rows.
+        teacher_objects (Tensor): (2C, out_dim_c) projected teacher objects.
+        center_c (Tensor): (1, out_dim_c) centre of the teacher objects.
+        teacher_temp_c (float): Teacher temperature.
+        student_temp_c (float): Student temperature. Defaults to 0.1.
+
+    Returns:
+        Tensor: 0-dim loss; 0 when there is no object (C = 0), where the
+        reference would give NaN.
+    """
+    return _crossview_from_logits(
+        (student_objects / student_temp_c).chunk(2), teacher_objects,
+        center_c, teacher_temp_c)
+
+
+def _crossview_from_logits(student_views: Sequence[Tensor],
+                           teacher_objects: Tensor, center_c: Tensor,
+                           teacher_temp_c: float) -> Tensor:
+    if teacher_objects.shape[0] == 0:
+        return student_views[0][:0].sum()
+    return _swapped_views_loss(student_views, teacher_objects, center_c,
+                               teacher_temp_c)
+
+
+def object_crossimage_loss(student_objects: Tensor,
+                           teacher_nn1: Tensor,
+                           mask1: Tensor,
+                           teacher_nn2: Tensor,
+                           mask2: Tensor,
+                           center_c: Tensor,
+                           teacher_temp_c: float,
+                           student_temp_c: float = 0.1,
+                           normalization: str = 'reference') -> Tensor:
+    """Cross-image object loss with the retrieved neighbours as teachers.
+
+    Term 1: the view-1 entry of the neighbour of view-1 object k teaches the
+    student's view-2 object k, for k in M1. Term 2: the view-2 entry of the
+    neighbour of view-2 object k teaches the student's view-1 object k, for
+    k in M2. The result is the mean of the two normalised sums.
+
+    Args:
+        student_objects (Tensor): (2C, out_dim_c) projected student objects,
+            view-1 rows then view-2 rows.
+        teacher_nn1 (Tensor): (2, C, out_dim_c) teacher projections of the
+            view-1 neighbours (both stored views); only ``[0]`` is used.
+        mask1 (Tensor): (C,) bool cycle-consistency mask M1.
+        teacher_nn2 (Tensor): (2, C, out_dim_c) projections of the view-2
+            neighbours; only ``[1]`` is used.
+        mask2 (Tensor): (C,) bool mask M2.
+        center_c (Tensor): (1, out_dim_c) object centre.
+        teacher_temp_c (float): Teacher temperature.
+        student_temp_c (float): Student temperature. Defaults to 0.1.
+        normalization (str): ``'reference'`` divides BOTH sums by |M1| and
+            gives 0 when |M1| = 0 even if M2 is not empty (the reference's
+            behaviour); ``'per_mask'`` divides term 2 by |M2| instead (an
+            empty mask contributes 0).
+
+    Returns:
+        Tensor: 0-dim loss.
+    """
+    return _crossimage_from_logits(
+        (student_objects / student_temp_c).chunk(2), teacher_nn1, mask1,
+        teacher_nn2, mask2, center_c, teacher_temp_c, normalization)
+
+
+def _crossimage_from_logits(student_views: Sequence[Tensor],
+                            teacher_nn1: Tensor, mask1: Tensor,
+                            teacher_nn2: Tensor, mask2: Tensor,
+                            center_c: Tensor, teacher_temp_c: float,
+                            normalization: str) -> Tensor:
+    if normalization not in CROSSIMAGE_NORMALIZATIONS:
+        raise ValueError(f'normalization must be one of '
+                         f'{CROSSIMAGE_NORMALIZATIONS}, got {normalization!r}')
+    student_v1, student_v2 = student_views
+    zero = student_v1[:0].sum()
+    count1 = int(mask1.sum())
+    count2 = int(mask2.sum())
+    nn1_probs = _teacher_probs(teacher_nn1[0].detach(), center_c,
+                               teacher_temp_c)
+    nn2_probs = _teacher_probs(teacher_nn2[1].detach(), center_c,
+                               teacher_temp_c)
+    term1 = _cross_entropy(nn1_probs[mask1], student_v2[mask1]).sum()
+    term2 = _cross_entropy(nn2_probs[mask2], student_v1[mask2]).sum()
+    if normalization == 'reference':
+        # Reference quirk, kept on purpose: |M1| normalises the M2 sum too,
+        # and an empty M1 switches the whole term off.
+        if count1 == 0:
+            return zero
+        return (term1 / count1 + term2 / count1) / 2
+    loss1 = term1 / count1 if count1 else zero
+    loss2 = term2 / count2 if count2 else zero
+    return (loss1 + loss2) / 2
+
+
+@MODELS.register_module()
+class CrIBoLoss(nn.Module):
+    """The three CrIBo loss terms with centring of the teacher outputs.
+
+    Centres are buffers (``center (1, out_dim)``, ``center_c
+    (1, out_dim_c)``), updated after the loss by an EMA toward the batch mean
+    of the teacher CLS outputs and of all projected teacher objects (not the
+    neighbours). Sums and counts are all-reduced, so ranks with different
+    object counts are weighted by their counts and every rank holds the same
+    centres.
+
+    ``teacher_temp``, ``teacher_temp_c`` and ``crossimage_enabled`` are plain
+    attributes meant to be driven per epoch by a hook (see
+    :func:`teacher_temp_schedule`; the reference starts the cross-image term
+    at epoch 1).
+
+    Args:
+        out_dim (int): Dimension of the CLS head output.
+        out_dim_c (int): Dimension of the object head output.
+        teacher_temp (float): Initial teacher temperature of the CLS term.
+            Defaults to 0.04.
+        teacher_temp_c (float, optional): Initial teacher temperature of the
+            object terms; None uses ``teacher_temp``.
+        student_temp (float): Student temperature of the CLS term. Defaults
+            to 0.1. The reference's ``--student_temp`` argument never reaches
+            its loss (it goes to the clustering, which ignores it), so the
+            reference always trains with 0.1.
+        student_temp_c (float): Student temperature of the object terms.
+            Defaults to 0.1.
+        center_momentum (float): EMA momentum of ``center``. Defaults to 0.9.
+        center_momentum_c (float): EMA momentum of ``center_c``. Defaults to
+            0.9.
+        crossimage_enabled (bool): Compute the cross-image term; when False
+            ``loss_object_crossimage`` is 0. Defaults to True (the hook
+            turns it off for epoch 0).
+        crossimage_normalization (str): ``'reference'`` (default, divides
+            both cross-image sums by |M1|) or ``'per_mask'`` (second sum by
+            |M2|). See :func:`object_crossimage_loss`.
+    """
+
+    def __init__(self,
+                 out_dim: int,
+                 out_dim_c: int,
+                 teacher_temp: float = 0.04,
+                 teacher_temp_c: Optional[float] = None,
+                 student_temp: float = 0.1,
+                 student_temp_c: float = 0.1,
+                 center_momentum: float = 0.9,
+                 center_momentum_c: float = 0.9,
+                 crossimage_enabled: bool = True,
+                 crossimage_normalization: str = 'reference') -> None:
+        super().__init__()
+        if crossimage_normalization not in CROSSIMAGE_NORMALIZATIONS:
+            raise ValueError(
+                f'crossimage_normalization must be one of '
+                f'{CROSSIMAGE_NORMALIZATIONS}, got '
+                f'{crossimage_normalization!r}')
+        self.out_dim = out_dim
+        self.out_dim_c = out_dim_c
+        self.teacher_temp = float(teacher_temp)
+        self.teacher_temp_c = float(
+            teacher_temp if teacher_temp_c is None else teacher_temp_c)
+        self.student_temp = student_temp
+        self.student_temp_c = student_temp_c
+        self.center_momentum = center_momentum
+        self.center_momentum_c = center_momentum_c
+        self.crossimage_enabled = crossimage_enabled
+        self.crossimage_normalization = crossimage_normalization
+        self.register_buffer('center', torch.zeros(1, out_dim))
+        self.register_buffer('center_c', torch.zeros(1, out_dim_c))
+
+    def forward(self,
+                student_output: Tensor,
+                teacher_output: Tensor,
+                student_objects: Tensor,
+                teacher_objects: Tensor,
+                teacher_nn1: Optional[Tensor] = None,
+                mask1: Optional[Tensor] = None,
+                teacher_nn2: Optional[Tensor] = None,
+                mask2: Optional[Tensor] = None,
+                update_center: bool = True) -> Dict[str, Tensor]:
+        """Compute the losses (with the current centres), then update the
+        centres.
+
+        All inputs are cast to float32 and autocast is disabled.
+
+        Args:
+            student_output (Tensor): (2B, out_dim) student CLS head outputs,
+                view-major.
+            teacher_output (Tensor): (2B, out_dim) teacher CLS head outputs.
+            student_objects (Tensor): (2C, out_dim_c) projected student
+                objects, view-1 rows then view-2 rows.
+            teacher_objects (Tensor): (2C, out_dim_c) projected teacher
+                objects.
+            teacher_nn1 (Tensor, optional): (2, C, out_dim_c) teacher
+                projections of the view-1 neighbours.
+            mask1 (Tensor, optional): (C,) bool mask M1.
+            teacher_nn2 (Tensor, optional): (2, C, out_dim_c) projections of
+                the view-2 neighbours.
+            mask2 (Tensor, optional): (C,) bool mask M2.
+            update_center (bool): Update the centres. Defaults to True.
+
+        Returns:
+            dict[str, Tensor]: 0-dim float32 ``loss_global``,
+            ``loss_object_crossview`` and ``loss_object_crossimage`` (0 when
+            ``crossimage_enabled`` is False or no neighbours are given).
+        """
+        with torch.autocast(
+                device_type=student_output.device.type, enabled=False):
+            student_output = student_output.float()
+            teacher_output = teacher_output.float()
+            student_objects = student_objects.float()
+            teacher_objects = teacher_objects.float()
+            # One scaled copy of the student objects feeds both object
+            # terms, so their gradients accumulate as in the reference.
+            student_obj_views = (student_objects /
+                                 self.student_temp_c).chunk(2)
+            losses = dict(
+                loss_global=global_loss(student_output, teacher_output,
+                                        self.center, self.teacher_temp,
+                                        self.student_temp),
+                loss_object_crossview=_crossview_from_logits(
+                    student_obj_views, teacher_objects, self.center_c,
+                    self.teacher_temp_c))
+            use_crossimage = (
+                self.crossimage_enabled and teacher_nn1 is not None
+                and teacher_nn2 is not None and mask1 is not None
+                and mask2 is not None)
+            if use_crossimage:
+                losses['loss_object_crossimage'] = _crossimage_from_logits(
+                    student_obj_views, teacher_nn1.float(), mask1.bool(),
+                    teacher_nn2.float(), mask2.bool(), self.center_c,
+                    self.teacher_temp_c, self.crossimage_normalization)
+            else:
+                losses['loss_object_crossimage'] = student_output.new_zeros(
+                    ())
+            if update_center:
+                self.update_center(teacher_output, teacher_objects)
+        return losses
+
+    @torch.no_grad()
+    def update_center(self, teacher_output: Tensor,
+                      teacher_objects: Tensor) -> None:
+        """EMA update of both centres from the all-reduced batch means.
+
+        One all-reduce carries the sums of the CLS outputs and of the object
+        outputs and both counts.
+
+        Args:
+            teacher_output (Tensor): (2B, out_dim) teacher CLS outputs.
+            teacher_objects (Tensor): (2C, out_dim_c) projected teacher
+                objects (C may differ across ranks).
+        """
+        teacher_output = teacher_output.float()
+        teacher_objects = teacher_objects.float()
+        stats = torch.cat([
+            teacher_output.sum(dim=0),
+            teacher_objects.sum(dim=0),
+            teacher_output.new_tensor(
+                [teacher_output.shape[0], teacher_objects.shape[0]])
+        ])
+        if dist.get_world_size() > 1:
+            dist.all_reduce(stats, op='sum')
+        sum_cls = stats[:self.out_dim].unsqueeze(0)
+        sum_obj = stats[self.out_dim:self.out_dim + self.out_dim_c].unsqueeze(0)
+        count_cls, count_obj = stats[-2], stats[-1]
+        if count_cls > 0:
+            self.center.copy_(self.center * self.center_momentum +
+                              (sum_cls / count_cls) *
+                              (1 - self.center_momentum))
+        # The reference divides by zero (NaN centre) when no rank has an
+        # object; the centre is kept unchanged instead.
+        if count_obj > 0:
+            self.center_c.copy_(self.center_c * self.center_momentum_c +
+                                (sum_obj / count_obj) *
+                                (1 - self.center_momentum_c))
+
+    def extra_repr(self) -> str:
+        return (f'out_dim={self.out_dim}, out_dim_c={self.out_dim_c}, '
+                f'teacher_temp={self.teacher_temp}, '
+                f'teacher_temp_c={self.teacher_temp_c}, '
+                f'student_temp={self.student_temp}, '
+                f'student_temp_c={self.student_temp_c}, '
+                f'crossimage_enabled={self.crossimage_enabled}, '
+                f'crossimage_normalization={self.crossimage_normalization!r}')

@@ -1,0 +1,512 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Object memory bank of CrIBo: cycle-consistent retrieval and FIFO update.
+
+The bank keeps, for the last ``S`` images seen (over all ranks), the raw
+teacher object representations of both views (backbone space, before the
+head) and the number of valid objects of every image. Object slots are
+packed newest-first: the objects of the newest image occupy slots
+``[0, objects_per_image[0])``, those of the next image follow, and so on.
+Only the first ``objects_per_image.sum()`` slots take part in matching; the
+slots after them keep whatever they held before ("stale") and are never
+read.
+
+The functions :func:`retrieve_cycle_consistent` and :func:`fifo_update`
+reproduce the reference implementation number for number (see
+``shared/fixtures/cribo_reference/README.md``, section 5), and
+:class:`CrIBoMemoryBank` wraps them with registered buffers and the
+cross-rank gather.
+
+Memory: at COCO settings (K=64, S=25 000, D=384) one view of the bank is
+2.5 GB in fp32. The reference normalises a full copy of the bank and builds
+the complete (objects x K*S) similarity matrix every step. Here the bank is
+scanned in chunks of ``chunk_size`` slots: only one chunk is normalised at a
+time and only a (objects x chunk_size) block of similarities exists, and the
+FIFO shift moves the kept entries in place, chunk by chunk, instead of
+cloning them. Row-wise normalisation is exact per chunk, so chunking
+changes nothing but the peak memory (the top-1 of the whole bank is the
+best of the per-chunk top-1s; exact ties resolve to the lower slot).
+"""
+from typing import List, NamedTuple, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine import dist
+from torch import Tensor, nn
+
+from cribo_mm.registry import MODELS
+
+__all__ = [
+    'RetrievalResult', 'retrieve_cycle_consistent', 'fifo_update',
+    'pad_to_length', 'unpad_and_concat', 'all_gather_variable',
+    'CrIBoMemoryBank'
+]
+
+
+class RetrievalResult(NamedTuple):
+    """Output of the cycle-consistent retrieval, in the reference's order.
+
+    ``C`` is the number of objects queried (per view), ``D`` the dim.
+
+    Attributes:
+        nn1 (Tensor): (2, C, D) raw bank entries (both views) of the
+            neighbour of every view-1 object.
+        mask1 (Tensor): (C,) bool, view-1 cycle test passed.
+        idx1 (Tensor): (C,) int64 bank slot of the view-1 neighbour.
+        nn2 (Tensor): (2, C, D) raw bank entries of the view-2 neighbours.
+        idx2 (Tensor): (C,) int64 bank slot of the view-2 neighbour.
+        mask2 (Tensor): (C,) bool, view-2 cycle test passed.
+    """
+    nn1: Tensor
+    mask1: Tensor
+    idx1: Tensor
+    nn2: Tensor
+    idx2: Tensor
+    mask2: Tensor
+
+
+def _nearest_in_bank(queries: Tensor, keys: Tensor, normalize_keys: bool,
+                     chunk_size: Optional[int]) -> Tensor:
+    """Top-1 dot-product neighbour of every query among ``keys``.
+
+    Args:
+        queries (Tensor): (C, D) float queries (already normalised).
+        keys (Tensor): (N, D) bank rows, any floating dtype.
+        normalize_keys (bool): L2-normalise the keys before the dot product.
+        chunk_size (int, optional): Rows of ``keys`` handled at once; None
+            handles all of them in one block.
+
+    Returns:
+        Tensor: (C,) int64 index into ``keys``.
+    """
+    num_keys = keys.shape[0]
+    step = num_keys if not chunk_size else min(int(chunk_size), num_keys)
+    best_val = best_idx = None
+    for start in range(0, num_keys, step):
+        block = keys[start:start + step].to(queries.dtype)
+        if normalize_keys:
+            block = F.normalize(block, dim=1)
+        val, idx = torch.topk(queries @ block.t(), k=1, dim=1)
+        val, idx = val[:, 0], idx[:, 0] + start
+        if best_val is None:
+            best_val, best_idx = val, idx
+        else:
+            better = val > best_val
+            best_val = torch.where(better, val, best_val)
+            best_idx = torch.where(better, idx, best_idx)
+    return best_idx
+
+
+def _cycle_mask(back: Tensor, targets: Tensor, normalize_back: bool) -> Tensor:
+    """Whether the top-1 neighbour of ``back[i]`` among ``targets`` is ``i``.
+
+    Args:
+        back (Tensor): (C, D) bank entries retrieved for the C objects.
+        targets (Tensor): (C, D) normalised objects of the other view.
+        normalize_back (bool): L2-normalise ``back`` first.
+
+    Returns:
+        Tensor: (C,) bool.
+    """
+    back = back.to(targets.dtype)
+    if normalize_back:
+        back = F.normalize(back, dim=1)
+    nearest = torch.topk(back @ targets.t(), k=1, dim=1)[1][:, 0]
+    return nearest == torch.arange(targets.shape[0], device=targets.device)
+
+
+@torch.no_grad()
+def retrieve_cycle_consistent(objects_v1: Tensor,
+                              objects_v2: Tensor,
+                              bank: Tensor,
+                              num_valid: int,
+                              normalized_matching: bool = True,
+                              chunk_size: Optional[int] = None
+                              ) -> RetrievalResult:
+    """Cycle-consistent top-1 retrieval of objects from the bank.
+
+    View-1 object ``k`` is matched to its nearest view-1 bank slot ``j1``;
+    the pair survives (``mask1``) when the view-2 entry of slot ``j1`` has
+    view-2 object ``k`` as its nearest neighbour among all view-2 objects of
+    the batch. ``mask2`` is the symmetric test. Objects are always
+    L2-normalised for matching; bank entries only with
+    ``normalized_matching`` (then all similarities are cosines).
+
+    Args:
+        objects_v1 (Tensor): (C, D) raw view-1 objects of the local batch.
+        objects_v2 (Tensor): (C, D) raw view-2 objects, paired row-wise.
+        bank (Tensor): (2, N, D) bank ``[view, slot, dim]`` before the
+            update, any floating dtype.
+        num_valid (int): Matching looks at slots ``[0, num_valid)`` only
+            (``objects_per_image.sum()``).
+        normalized_matching (bool): Normalise bank entries for matching.
+        chunk_size (int, optional): Bank slots scanned at once; None scans
+            the whole valid prefix in one block, like the reference.
+
+    Returns:
+        RetrievalResult: ``nn1``/``nn2`` are gathered from the raw bank and
+        cast to the dtype of ``objects_v1``.
+    """
+    num_obj, dim = objects_v1.shape
+    device = objects_v1.device
+    num_valid = int(num_valid)
+    if num_obj == 0 or num_valid == 0:
+        idx = torch.zeros(num_obj, dtype=torch.long, device=device)
+        mask = torch.zeros(num_obj, dtype=torch.bool, device=device)
+        nn_ = bank[:, idx].to(objects_v1.dtype)
+        return RetrievalResult(nn_, mask, idx, nn_.clone(), idx.clone(),
+                               mask.clone())
+    work_dtype = torch.promote_types(objects_v1.dtype, torch.float32)
+    q1 = F.normalize(objects_v1.to(work_dtype), dim=1)
+    q2 = F.normalize(objects_v2.to(work_dtype), dim=1)
+    idx1 = _nearest_in_bank(q1, bank[0, :num_valid], normalized_matching,
+                            chunk_size)
+    idx2 = _nearest_in_bank(q2, bank[1, :num_valid], normalized_matching,
+                            chunk_size)
+    mask1 = _cycle_mask(bank[1, idx1], q2, normalized_matching)
+    mask2 = _cycle_mask(bank[0, idx2], q1, normalized_matching)
+    nn1 = bank[:, idx1].to(objects_v1.dtype)
+    nn2 = bank[:, idx2].to(objects_v1.dtype)
+    return RetrievalResult(nn1, mask1, idx1, nn2, idx2, mask2)
+
+
+def _shift_right(buf: Tensor, length: int, offset: int, dim: int,
+                 chunk_size: Optional[int]) -> None:
+    """Move ``buf[..., :length]`` to ``[offset, offset + length)`` in place.
+
+    Chunks are copied from the back, each no longer than ``offset``, so no
+    chunk overlaps its destination and no source is overwritten before it
+    is read; no copy of the whole range is made.
+
+    Args:
+        buf (Tensor): Buffer to modify.
+        length (int): Number of leading entries along ``dim`` to move.
+        offset (int): Shift, > 0.
+        dim (int): Dimension to shift along.
+        chunk_size (int, optional): Upper bound for one copy.
+    """
+    if length <= 0 or offset <= 0:
+        return
+    step = offset if not chunk_size else min(offset, int(chunk_size))
+    end = length
+    while end > 0:
+        start = max(0, end - step)
+        buf.narrow(dim, start + offset, end - start).copy_(
+            buf.narrow(dim, start, end - start))
+        end = start
+
+
+@torch.no_grad()
+def fifo_update(objects: Tensor,
+                objects_per_image: Tensor,
+                new_v1: Tensor,
+                new_v2: Tensor,
+                new_counts: Tensor,
+                cls: Optional[Tensor] = None,
+                new_cls: Optional[Tensor] = None,
+                chunk_size: Optional[int] = None) -> None:
+    """FIFO update of the bank, in place, newest entries first.
+
+    With ``B`` new images and ``S`` image slots, the new objects go to the
+    front, followed by the objects of the ``S - B`` newest images already
+    stored; the object slots after them are left untouched (stale). When
+    ``B >= S`` only the first ``S`` new images (and their objects) are kept.
+    ``objects_per_image`` and ``cls`` shift the same way.
+
+    Args:
+        objects (Tensor): (2, K*S, D) object bank ``[view, slot, dim]``.
+        objects_per_image (Tensor): (S,) integer counts of the stored images.
+        new_v1 (Tensor): (C, D) raw view-1 objects of all new images, in
+            image order.
+        new_v2 (Tensor): (C, D) raw view-2 objects.
+        new_counts (Tensor): (B,) integer objects per new image, summing to
+            C, each at most K.
+        cls (Tensor, optional): (2, S, D) CLS bank, updated when given.
+        new_cls (Tensor, optional): (2, B, D) CLS vectors to store, already
+            in their stored form (normalised or not). Required with ``cls``.
+        chunk_size (int, optional): Upper bound of slots moved by one copy.
+    """
+    num_slots = objects_per_image.shape[0]
+    counts = new_counts.to(torch.long)
+    num_new_images = min(counts.shape[0], num_slots)
+    num_old_images = num_slots - num_new_images
+    num_new = int(counts[:num_new_images].sum())
+    num_old = int(objects_per_image[:num_old_images].sum())
+    if num_new + num_old > objects.shape[1]:
+        raise ValueError(
+            f'{num_new + num_old} objects do not fit into the bank of '
+            f'{objects.shape[1]} slots; an image has more objects than K.')
+
+    _shift_right(objects, num_old, num_new, 1, chunk_size)
+    objects[0, :num_new] = new_v1[:num_new]
+    objects[1, :num_new] = new_v2[:num_new]
+
+    _shift_right(objects_per_image, num_old_images, num_new_images, 0, None)
+    objects_per_image[:num_new_images] = counts[:num_new_images]
+
+    if cls is not None:
+        if new_cls is None:
+            raise ValueError('new_cls is required to update the CLS bank.')
+        _shift_right(cls, num_old_images, num_new_images, 1, chunk_size)
+        cls[:, :num_new_images] = new_cls[:, :num_new_images]
+
+
+def pad_to_length(tensor: Tensor, length: int) -> Tensor:
+    """Zero-pad ``tensor`` along dim 0 to ``length`` rows.
+
+    Args:
+        tensor (Tensor): (L, ...) with L <= length.
+        length (int): Target number of rows.
+
+    Returns:
+        Tensor: (length, ...); ``tensor`` itself when already that long.
+    """
+    missing = length - tensor.shape[0]
+    if missing < 0:
+        raise ValueError(f'cannot pad {tensor.shape[0]} rows to {length}.')
+    if missing == 0:
+        return tensor
+    pad = tensor.new_zeros((missing, ) + tuple(tensor.shape[1:]))
+    return torch.cat([tensor, pad], dim=0)
+
+
+def unpad_and_concat(tensors: Sequence[Tensor],
+                     lengths: Sequence[int]) -> Tensor:
+    """Inverse of :func:`pad_to_length` over ranks: trim and concatenate.
+
+    Args:
+        tensors (Sequence[Tensor]): Per-rank padded tensors (L_max, ...).
+        lengths (Sequence[int]): Valid rows of every tensor.
+
+    Returns:
+        Tensor: (sum(lengths), ...) rows in rank order.
+    """
+    return torch.cat([t[:int(n)] for t, n in zip(tensors, lengths)], dim=0)
+
+
+def all_gather_variable(tensor: Tensor) -> Tensor:
+    """All-gather tensors whose dim-0 length differs across ranks.
+
+    Gathers the lengths, pads to the longest, gathers and trims. Without an
+    initialised process group (or with one rank) it returns ``tensor``.
+
+    Args:
+        tensor (Tensor): (L_rank, ...) local rows; other dims equal on every
+            rank.
+
+    Returns:
+        Tensor: (sum of L over ranks, ...) in rank order.
+    """
+    if dist.get_world_size() == 1:
+        return tensor
+    length = torch.tensor([tensor.shape[0]],
+                          dtype=torch.long,
+                          device=tensor.device)
+    lengths: List[int] = [int(n) for n in dist.all_gather(length)]
+    padded = pad_to_length(tensor.contiguous(), max(lengths))
+    return unpad_and_concat(dist.all_gather(padded), lengths)
+
+
+def _resolve_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
+    """Map a config string (``'float16'``, ``'fp16'``, ...) to a dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    aliases = {
+        'fp32': torch.float32,
+        'float32': torch.float32,
+        'float': torch.float32,
+        'fp16': torch.float16,
+        'float16': torch.float16,
+        'half': torch.float16,
+        'bf16': torch.bfloat16,
+        'bfloat16': torch.bfloat16,
+    }
+    key = str(dtype).replace('torch.', '').lower()
+    if key not in aliases:
+        raise ValueError(f'unsupported bank dtype {dtype!r}.')
+    return aliases[key]
+
+
+@MODELS.register_module()
+class CrIBoMemoryBank(nn.Module):
+    """FIFO object memory bank with cycle-consistent nearest-neighbour lookup.
+
+    The state lives in buffers, so it is saved in (and restored from)
+    checkpoints under ``memory_bank.*``:
+
+    * ``objects`` (2, K*S, D): raw teacher objects ``[view, slot, dim]``.
+    * ``cls`` (2, S, D): CLS features of the stored images (normalised when
+      ``normalized_matching``); kept like the reference, read by no loss.
+      Absent with ``store_cls=False``.
+    * ``objects_per_image`` (S,) int64: valid objects of every stored image.
+    * ``num_inserted`` () int64: real images inserted so far (all ranks).
+
+    The initial state follows the reference: uniform [0, 1) noise in every
+    slot and ``objects_per_image = K``, so matching sees a full bank from the
+    first step. Retrieval during the first epoch therefore returns noise,
+    which is why the cross-image loss only starts at epoch 1.
+
+    :meth:`update` gathers the objects of all ranks before writing, so every
+    rank holds the same bank; call it on every rank, every step. The bank
+    must then not be broadcast by DDP (use ``broadcast_buffers=False``), or
+    rank 0's copy, 2x2.5 GB at COCO settings, is re-sent each forward.
+
+    Args:
+        num_images (int): S, number of images kept.
+        num_objects (int): K, maximal objects per image.
+        embed_dim (int): D, dimension of the stored objects.
+        normalized_matching (bool): Match with cosine similarity (normalise
+            bank entries); objects of the batch are always normalised.
+            Defaults to True.
+        store_cls (bool): Keep the (unused) CLS queue. Defaults to True.
+        dtype (str | torch.dtype): Storage dtype of ``objects`` and ``cls``;
+            ``'float16'`` halves the memory (matching still runs in fp32 on
+            the up-cast chunk). Defaults to ``'float32'``, which reproduces
+            the reference exactly.
+        chunk_size (int, optional): Bank slots handled at once when matching
+            and shifting; bounds the extra memory to a (objects x
+            chunk_size) similarity block plus one normalised chunk. None
+            processes the whole bank at once (the reference's footprint).
+            Defaults to 65536.
+    """
+
+    def __init__(self,
+                 num_images: int,
+                 num_objects: int,
+                 embed_dim: int,
+                 normalized_matching: bool = True,
+                 store_cls: bool = True,
+                 dtype: Union[str, torch.dtype] = 'float32',
+                 chunk_size: Optional[int] = 65536) -> None:
+        super().__init__()
+        self.num_images = int(num_images)
+        self.num_objects = int(num_objects)
+        self.embed_dim = int(embed_dim)
+        self.normalized_matching = normalized_matching
+        self.store_cls = store_cls
+        self.chunk_size = chunk_size
+        storage = _resolve_dtype(dtype)
+        self.register_buffer(
+            'objects',
+            torch.rand(2, self.num_objects * self.num_images, self.embed_dim,
+                       dtype=storage))
+        self.register_buffer(
+            'cls',
+            torch.rand(2, self.num_images, self.embed_dim, dtype=storage)
+            if store_cls else None)
+        self.register_buffer(
+            'objects_per_image',
+            torch.full((self.num_images, ), self.num_objects,
+                       dtype=torch.long))
+        self.register_buffer('num_inserted',
+                             torch.zeros((), dtype=torch.long))
+        self._ranks_synced = False
+
+    @property
+    def num_valid(self) -> int:
+        """int: Object slots taking part in matching (view 1 and 2 alike)."""
+        return int(self.objects_per_image.sum())
+
+    @torch.no_grad()
+    def retrieve(self, objects_v1: Tensor,
+                 objects_v2: Tensor) -> RetrievalResult:
+        """Cycle-consistent neighbours of the local batch's objects.
+
+        Must run before :meth:`update` of the same step.
+
+        Args:
+            objects_v1 (Tensor): (C, D) raw teacher objects of view 1 (local
+                batch).
+            objects_v2 (Tensor): (C, D) raw teacher objects of view 2.
+
+        Returns:
+            RetrievalResult: ``(nn1 (2, C, D), mask1 (C,), idx1 (C,),
+            nn2 (2, C, D), idx2 (C,), mask2 (C,))``.
+        """
+        return retrieve_cycle_consistent(
+            objects_v1,
+            objects_v2,
+            self.objects,
+            self.num_valid,
+            normalized_matching=self.normalized_matching,
+            chunk_size=self.chunk_size)
+
+    def _sync_ranks_once(self) -> None:
+        """Broadcast rank 0's bank once, so ranks start identical."""
+        if self._ranks_synced:
+            return
+        if dist.get_world_size() > 1:
+            for buf in self.buffers():
+                dist.broadcast(buf, src=0)
+        self._ranks_synced = True
+
+    @torch.no_grad()
+    def update(self,
+               objects_v1: Tensor,
+               objects_v2: Tensor,
+               objects_per_image: Tensor,
+               cls: Optional[Tensor] = None) -> None:
+        """Gather the batch of every rank and push it into the bank.
+
+        Args:
+            objects_v1 (Tensor): (C, D) raw view-1 teacher objects of the
+                local batch, grouped by image.
+            objects_v2 (Tensor): (C, D) raw view-2 teacher objects.
+            objects_per_image (Tensor): (B,) integer objects per local image,
+                summing to C.
+            cls (Tensor, optional): (2B, D) raw teacher CLS features,
+                view-major. Required when ``store_cls``.
+        """
+        if self.store_cls and cls is None:
+            raise ValueError('CrIBoMemoryBank(store_cls=True).update needs '
+                             'the CLS features.')
+        self._sync_ranks_once()
+        num_local = objects_per_image.shape[0]
+        pairs = torch.stack([objects_v1, objects_v2], dim=1)
+        pairs = all_gather_variable(pairs)
+        counts = all_gather_variable(objects_per_image.to(torch.long))
+        new_cls = None
+        if self.store_cls:
+            new_cls = cls.reshape(2, num_local, -1)
+            if self.normalized_matching:
+                new_cls = F.normalize(new_cls, dim=2)
+            new_cls = all_gather_variable(
+                new_cls.transpose(0, 1).contiguous()).transpose(0, 1)
+        fifo_update(
+            self.objects,
+            self.objects_per_image,
+            pairs[:, 0],
+            pairs[:, 1],
+            counts,
+            cls=self.cls if self.store_cls else None,
+            new_cls=new_cls,
+            chunk_size=self.chunk_size)
+        self.num_inserted += counts.shape[0]
+
+    @property
+    def fill(self) -> dict:
+        """Fill statistics (python numbers, for logging).
+
+        Returns:
+            dict: ``real_images`` (images inserted by training still in the
+            bank, at most S), ``real_fraction`` (``real_images / S``),
+            ``valid_objects`` (slots used for matching, initial noise
+            included), ``real_objects`` (of those, objects of real images)
+            and ``real_object_fraction`` (``real_objects / valid_objects``).
+        """
+        real_images = min(int(self.num_inserted), self.num_images)
+        valid = self.num_valid
+        real_objects = int(self.objects_per_image[:real_images].sum())
+        return dict(
+            real_images=real_images,
+            real_fraction=real_images / max(self.num_images, 1),
+            valid_objects=valid,
+            real_objects=real_objects,
+            real_object_fraction=real_objects / max(valid, 1))
+
+    def extra_repr(self) -> str:
+        return (f'num_images={self.num_images}, '
+                f'num_objects={self.num_objects}, '
+                f'embed_dim={self.embed_dim}, '
+                f'normalized_matching={self.normalized_matching}, '
+                f'store_cls={self.store_cls}, dtype={self.objects.dtype}, '
+                f'chunk_size={self.chunk_size}')
