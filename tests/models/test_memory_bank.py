@@ -28,9 +28,8 @@ OUTPUT_NAMES = ('nn', 'bootstrap_centroid_mask', 'centroids_indices_knn',
 def _fixture_cases(name):
     path = FIXTURES / name
     if not path.is_file():
-        return [
-            pytest.param(None, marks=pytest.mark.skip(reason=f'{path} missing'))
-        ]
+        skip = pytest.mark.skip(reason=f'{path} missing')
+        return [pytest.param(None, marks=skip)]
     cases = torch.load(path, weights_only=True)['cases']
     return [pytest.param(c, id=f'case{i}') for i, c in enumerate(cases)]
 
@@ -101,8 +100,8 @@ def test_module_matches_reference(case):
     assert isinstance(result, RetrievalResult)
     for got, name in zip(result, OUTPUT_NAMES):
         assert torch.equal(got, outputs[name]), name
-    assert torch.equal(result.mask1, outputs['bootstrap_centroid_mask'])
-    assert torch.equal(result.idx2, outputs['centroids_indices_knn2'])
+    assert torch.equal(result.mask_v1, outputs['bootstrap_centroid_mask'])
+    assert torch.equal(result.index_v2, outputs['centroids_indices_knn2'])
 
     bank.update(inputs['teacher_centroids_v1'], inputs['teacher_centroids_v2'],
                 inputs['centroids_per_view'], cls=inputs['teacher_cls'])
@@ -130,24 +129,26 @@ def _hand_bank():
 def test_cycle_consistency_mask_by_hand():
     bank, v1, v2 = _hand_bank()
     res = retrieve_cycle_consistent(v1, v2, bank, 3)
-    assert res.idx1.tolist() == [0, 1]
-    assert res.mask1.tolist() == [True, False]
+    assert res.index_v1.tolist() == [0, 1]
+    assert res.mask_v1.tolist() == [True, False]
     # View 2: object 0 -> slot 0 (view-1 entry x-ish -> object 0, ok);
     # object 1 (y) -> nearest of (1,0),(1,.067),(0,-1) is slot 1, whose
     # view-1 entry (0.1, 1) points at view-1 object 1 -> consistent.
-    assert res.idx2.tolist() == [0, 1]
-    assert res.mask2.tolist() == [True, True]
+    assert res.index_v2.tolist() == [0, 1]
+    assert res.mask_v2.tolist() == [True, True]
     # Raw (un-normalised) entries of both views are returned.
-    assert torch.equal(res.nn1, bank[:, [0, 1]])
-    assert torch.equal(res.nn2, bank[:, [0, 1]])
+    assert torch.equal(res.neighbours_v1, bank[:, [0, 1]])
+    assert torch.equal(res.neighbours_v2, bank[:, [0, 1]])
 
 
 def test_matching_ignores_slots_past_num_valid():
     bank, v1, v2 = _hand_bank()
     bank = bank.clone()
     bank[0, 2] = torch.tensor([0., 10.])  # perfect match for object 1
-    assert retrieve_cycle_consistent(v1, v2, bank, 3).idx1.tolist() == [0, 2]
-    assert retrieve_cycle_consistent(v1, v2, bank, 2).idx1.tolist() == [0, 1]
+    res3 = retrieve_cycle_consistent(v1, v2, bank, 3)
+    res2 = retrieve_cycle_consistent(v1, v2, bank, 2)
+    assert res3.index_v1.tolist() == [0, 2]
+    assert res2.index_v1.tolist() == [0, 1]
 
 
 def test_normalized_matching_flag():
@@ -155,9 +156,9 @@ def test_normalized_matching_flag():
     query = torch.tensor([[1., 0.1]])
     # Cosine picks the aligned short vector, raw dot product the long one.
     assert retrieve_cycle_consistent(query, query, bank, 2,
-                                     True).idx1.item() == 0
+                                     True).index_v1.item() == 0
     assert retrieve_cycle_consistent(query, query, bank, 2,
-                                     False).idx1.item() == 1
+                                     False).index_v1.item() == 1
 
 
 def test_chunked_retrieval_equals_full():
@@ -175,7 +176,8 @@ def test_empty_batch_retrieval():
     bank = torch.rand(2, 6, 4)
     res = retrieve_cycle_consistent(
         torch.zeros(0, 4), torch.zeros(0, 4), bank, 6)
-    assert res.nn1.shape == (2, 0, 4) and res.mask2.shape == (0, )
+    assert res.neighbours_v1.shape == (2, 0, 4)
+    assert res.mask_v2.shape == (0, )
 
 
 def _ids_bank(num_images, num_objects):
@@ -213,7 +215,7 @@ def test_fifo_newest_first_and_stale_tail(chunk_size):
 def test_fifo_wrap_around_over_several_steps():
     objects = _ids_bank(num_images=3, num_objects=2)
     per_image = torch.tensor([2, 2, 2])
-    images = []  # newest first, each a list of object ids
+    images = [[0, 1], [2, 3], [4, 5]]  # newest first, ids per image
     next_id = 100
     for step_counts in ([1], [2, 1], [2], [1, 1], [2, 2]):
         v1, v2, counts = _new_objects(next_id, step_counts)
@@ -251,8 +253,9 @@ def test_fifo_rejects_overflow():
 
 def test_shift_right_matches_clone():
     gen = torch.Generator().manual_seed(1)
-    for length, offset, chunk in [(10, 3, None), (10, 3, 2), (7, 1, 5),
-                                  (5, 8, 2), (0, 4, None)]:
+    for length, offset, chunk in [(10, 3, None), (10, 3, 2), (10, 3, 3),
+                                  (10, 3, 4), (7, 1, 5), (5, 8, 2),
+                                  (0, 4, None), (12, 8, 1)]:
         buf = torch.randn(2, 20, 3, generator=gen)
         expected = buf.clone()
         expected[:, offset:offset + length] = buf[:, :length].clone()
@@ -342,7 +345,9 @@ def test_initial_state_and_fill():
     assert bank.objects.dtype == torch.float32
     assert 0 <= float(bank.objects.min()) and float(bank.objects.max()) < 1
     assert bank.objects_per_image.tolist() == [3] * 5
-    assert bank.fill == dict(
+    assert float(bank.fill) == 0.0
+    assert bank.fill.dtype == torch.float32 and bank.fill.dim() == 0
+    assert bank.fill_stats == dict(
         real_images=0,
         real_fraction=0.0,
         valid_objects=15,
@@ -350,14 +355,16 @@ def test_initial_state_and_fill():
         real_object_fraction=0.0)
     v = torch.randn(3, 4)
     bank.update(v, v, torch.tensor([2, 1]), cls=torch.randn(4, 4))
-    fill = bank.fill
+    fill = bank.fill_stats
+    assert float(bank.fill) == pytest.approx(0.4)
     assert fill['real_images'] == 2 and fill['real_objects'] == 3
     assert fill['valid_objects'] == 3 + 3 * 3
     for _ in range(3):
         bank.update(v, v, torch.tensor([2, 1]), cls=torch.randn(4, 4))
-    assert bank.fill['real_images'] == 5
-    assert bank.fill['real_fraction'] == 1.0
-    assert bank.fill['real_object_fraction'] == 1.0
+    assert bank.fill_stats['real_images'] == 5
+    assert float(bank.fill) == 1.0
+    assert bank.fill_stats['real_fraction'] == 1.0
+    assert bank.fill_stats['real_object_fraction'] == 1.0
 
 
 def test_fp16_storage():
@@ -375,12 +382,13 @@ def test_fp16_storage():
         bank16.objects.float(), bank32.objects, atol=1e-2, rtol=1e-3)
     q1, q2 = torch.randn(2, 7, 8, generator=gen)
     r16, r32 = bank16.retrieve(q1, q2), bank32.retrieve(q1, q2)
-    assert r16.nn1.dtype == torch.float32
-    assert torch.equal(r16.nn1, bank16.objects[:, r16.idx1].float())
+    assert r16.neighbours_v1.dtype == torch.float32
+    assert torch.equal(r16.neighbours_v1,
+                       bank16.objects[:, r16.index_v1].float())
     # Storage halves the bytes of the bank.
     assert (bank16.objects.element_size() * 2 ==
             bank32.objects.element_size())
-    assert r16.idx1.shape == r32.idx1.shape == (7, )
+    assert r16.index_v1.shape == r32.index_v1.shape == (7, )
 
 
 def test_store_cls_false():

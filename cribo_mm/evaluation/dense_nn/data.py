@@ -27,7 +27,10 @@ __all__ = [
 ]
 
 #: Loading steps used when a dataset config has none.
-DEFAULT_LOADING = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
+DEFAULT_LOADING = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations')
+]
 
 
 def _loading_steps(pipeline: Optional[Sequence[dict]]) -> List[dict]:

@@ -100,7 +100,7 @@ class ExactKNNIndex:
             if best_sim is not None:
                 sim = torch.cat([best_sim, sim], dim=1)
                 idx = torch.cat([best_idx, idx], dim=1)
-                sim, pos = sim.topk(k, dim=1)
+                sim, pos = sim.topk(min(k, sim.shape[1]), dim=1)
                 idx = idx.gather(1, pos)
             best_sim, best_idx = sim, idx
         return best_sim, best_idx

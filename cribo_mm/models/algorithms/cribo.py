@@ -272,7 +272,7 @@ class CrIBo(BaseSelfSupervisor):
         iteration = int(self.teacher.steps) - 1
         raise FloatingPointError(
             f'non-finite CrIBo loss at iteration {iteration}: '
-            + ', '.join(f'{k}={float(losses[k]):.4g}' for k in bad)
+            + ', '.join(f'{k}={float(losses[k].detach()):.4g}' for k in bad)
             + '. Training stopped before the optimizer step; the last '
             'saved checkpoint is intact. Try a lower lr, gradient clipping '
             '(optim_wrapper.clip_grad) or disabling --amp.')

@@ -18,15 +18,16 @@ from torch import Tensor, nn
 from cribo_mm.registry import MODELS
 
 __all__ = [
-    'teacher_temp_schedule', 'teacher_temp_at_epoch', 'global_loss',
+    'teacher_temperature_table', 'teacher_temperature_schedule', 'global_loss',
     'object_crossview_loss', 'object_crossimage_loss', 'CrIBoLoss'
 ]
 
 CROSSIMAGE_NORMALIZATIONS = ('reference', 'per_mask')
 
 
-def teacher_temp_schedule(warmup_temp: float, final_temp: float,
-                          warmup_epochs: int, max_epochs: int) -> List[float]:
+def teacher_temperature_table(warmup_temp: float, final_temp: float,
+                              warmup_epochs: int,
+                              max_epochs: int) -> List[float]:
     """Per-epoch teacher temperatures of the reference.
 
     A linear ramp of ``warmup_epochs`` points from ``warmup_temp`` to
@@ -38,7 +39,7 @@ def teacher_temp_schedule(warmup_temp: float, final_temp: float,
         warmup_temp (float): Temperature of epoch 0.
         final_temp (float): Temperature after the warm-up.
         warmup_epochs (int): Number of ramp points.
-        max_epochs (int): Length of the schedule.
+        max_epochs (int): Length of the table.
 
     Returns:
         list[float]: ``max(max_epochs, warmup_epochs)`` temperatures.
@@ -55,9 +56,11 @@ def teacher_temp_schedule(warmup_temp: float, final_temp: float,
     return ramp + [float(final_temp)] * max(0, max_epochs - warmup_epochs)
 
 
-def teacher_temp_at_epoch(epoch: int, warmup_temp: float, final_temp: float,
-                          warmup_epochs: int) -> float:
-    """Teacher temperature of one epoch (see :func:`teacher_temp_schedule`).
+def teacher_temperature_schedule(epoch: int, warmup_temp: float,
+                                 final_temp: float,
+                                 warmup_epochs: int) -> float:
+    """Teacher temperature of one epoch (see
+    :func:`teacher_temperature_table`).
 
     Args:
         epoch (int): 0-based epoch.
@@ -68,9 +71,9 @@ def teacher_temp_at_epoch(epoch: int, warmup_temp: float, final_temp: float,
     Returns:
         float: The temperature; ``final_temp`` from ``warmup_epochs`` on.
     """
-    schedule = teacher_temp_schedule(warmup_temp, final_temp, warmup_epochs,
-                                     0)
-    return schedule[epoch] if epoch < len(schedule) else float(final_temp)
+    table = teacher_temperature_table(warmup_temp, final_temp, warmup_epochs,
+                                      0)
+    return table[epoch] if epoch < len(table) else float(final_temp)
 
 
 def _teacher_probs(teacher: Tensor, center: Tensor, temp: float) -> Tensor:
@@ -106,17 +109,17 @@ def _swapped_views_loss(student_views: Sequence[Tensor], teacher: Tensor,
     return total / 2
 
 
-def global_loss(student_output: Tensor,
-                teacher_output: Tensor,
+def global_loss(student_global: Tensor,
+                teacher_global: Tensor,
                 center: Tensor,
                 teacher_temp: float,
                 student_temp: float = 0.1) -> Tensor:
     """DINO loss between the CLS projections of the two views.
 
     Args:
-        student_output (Tensor): (2B, out_dim) student head outputs,
+        student_global (Tensor): (2B, out_dim) student head outputs,
             view-major.
-        teacher_output (Tensor): (2B, out_dim) teacher head outputs.
+        teacher_global (Tensor): (2B, out_dim) teacher head outputs.
         center (Tensor): (1, out_dim) centre of the teacher outputs.
         teacher_temp (float): Teacher temperature.
         student_temp (float): Student temperature. Defaults to 0.1.
@@ -124,8 +127,8 @@ def global_loss(student_output: Tensor,
     Returns:
         Tensor: 0-dim loss.
     """
-    return _swapped_views_loss((student_output / student_temp).chunk(2),
-                               teacher_output, center, teacher_temp)
+    return _swapped_views_loss((student_global / student_temp).chunk(2),
+                               teacher_global, center, teacher_temp)
 
 
 def object_crossview_loss(student_objects: Tensor,
@@ -163,10 +166,10 @@ def _crossview_from_logits(student_views: Sequence[Tensor],
 
 
 def object_crossimage_loss(student_objects: Tensor,
-                           teacher_nn1: Tensor,
-                           mask1: Tensor,
-                           teacher_nn2: Tensor,
-                           mask2: Tensor,
+                           teacher_nn_v1: Tensor,
+                           mask_v1: Tensor,
+                           teacher_nn_v2: Tensor,
+                           mask_v2: Tensor,
                            center_c: Tensor,
                            teacher_temp_c: float,
                            student_temp_c: float = 0.1,
@@ -181,12 +184,15 @@ def object_crossimage_loss(student_objects: Tensor,
     Args:
         student_objects (Tensor): (2C, out_dim_c) projected student objects,
             view-1 rows then view-2 rows.
-        teacher_nn1 (Tensor): (2, C, out_dim_c) teacher projections of the
-            view-1 neighbours (both stored views); only ``[0]`` is used.
-        mask1 (Tensor): (C,) bool cycle-consistency mask M1.
-        teacher_nn2 (Tensor): (2, C, out_dim_c) projections of the view-2
-            neighbours; only ``[1]`` is used.
-        mask2 (Tensor): (C,) bool mask M2.
+        teacher_nn_v1 (Tensor): (C, out_dim_c) teacher projections of the
+            view-1 entries of the view-1 neighbours, or (2, C, out_dim_c)
+            with both stored views (as the reference), of which ``[0]`` is
+            used.
+        mask_v1 (Tensor): (C,) bool cycle-consistency mask M1.
+        teacher_nn_v2 (Tensor): (C, out_dim_c) projections of the view-2
+            entries of the view-2 neighbours, or (2, C, out_dim_c) of which
+            ``[1]`` is used.
+        mask_v2 (Tensor): (C,) bool mask M2.
         center_c (Tensor): (1, out_dim_c) object centre.
         teacher_temp_c (float): Teacher temperature.
         student_temp_c (float): Student temperature. Defaults to 0.1.
@@ -199,28 +205,33 @@ def object_crossimage_loss(student_objects: Tensor,
         Tensor: 0-dim loss.
     """
     return _crossimage_from_logits(
-        (student_objects / student_temp_c).chunk(2), teacher_nn1, mask1,
-        teacher_nn2, mask2, center_c, teacher_temp_c, normalization)
+        (student_objects / student_temp_c).chunk(2), teacher_nn_v1, mask_v1,
+        teacher_nn_v2, mask_v2, center_c, teacher_temp_c, normalization)
 
 
 def _crossimage_from_logits(student_views: Sequence[Tensor],
-                            teacher_nn1: Tensor, mask1: Tensor,
-                            teacher_nn2: Tensor, mask2: Tensor,
+                            teacher_nn_v1: Tensor, mask_v1: Tensor,
+                            teacher_nn_v2: Tensor, mask_v2: Tensor,
                             center_c: Tensor, teacher_temp_c: float,
                             normalization: str) -> Tensor:
     if normalization not in CROSSIMAGE_NORMALIZATIONS:
         raise ValueError(f'normalization must be one of '
                          f'{CROSSIMAGE_NORMALIZATIONS}, got {normalization!r}')
+    if teacher_nn_v1.dim() == 3:
+        teacher_nn_v1 = teacher_nn_v1[0]
+    if teacher_nn_v2.dim() == 3:
+        teacher_nn_v2 = teacher_nn_v2[1]
+    mask_v1, mask_v2 = mask_v1.bool(), mask_v2.bool()
     student_v1, student_v2 = student_views
     zero = student_v1[:0].sum()
-    count1 = int(mask1.sum())
-    count2 = int(mask2.sum())
-    nn1_probs = _teacher_probs(teacher_nn1[0].detach(), center_c,
+    count1 = int(mask_v1.sum())
+    count2 = int(mask_v2.sum())
+    nn1_probs = _teacher_probs(teacher_nn_v1.detach(), center_c,
                                teacher_temp_c)
-    nn2_probs = _teacher_probs(teacher_nn2[1].detach(), center_c,
+    nn2_probs = _teacher_probs(teacher_nn_v2.detach(), center_c,
                                teacher_temp_c)
-    term1 = _cross_entropy(nn1_probs[mask1], student_v2[mask1]).sum()
-    term2 = _cross_entropy(nn2_probs[mask2], student_v1[mask2]).sum()
+    term1 = _cross_entropy(nn1_probs[mask_v1], student_v2[mask_v1]).sum()
+    term2 = _cross_entropy(nn2_probs[mask_v2], student_v1[mask_v2]).sum()
     if normalization == 'reference':
         # Reference quirk, kept on purpose: |M1| normalises the M2 sum too,
         # and an empty M1 switches the whole term off.
@@ -244,9 +255,9 @@ class CrIBoLoss(nn.Module):
     centres.
 
     ``teacher_temp``, ``teacher_temp_c`` and ``crossimage_enabled`` are plain
-    attributes meant to be driven per epoch by a hook (see
-    :func:`teacher_temp_schedule`; the reference starts the cross-image term
-    at epoch 1).
+    attributes meant to be driven per epoch by a hook (``CrIBoHook``, with
+    :func:`teacher_temperature_schedule`; the reference starts the
+    cross-image term at epoch 1).
 
     Args:
         out_dim (int): Dimension of the CLS head output.
@@ -304,34 +315,36 @@ class CrIBoLoss(nn.Module):
         self.register_buffer('center_c', torch.zeros(1, out_dim_c))
 
     def forward(self,
-                student_output: Tensor,
-                teacher_output: Tensor,
+                student_global: Tensor,
+                teacher_global: Tensor,
                 student_objects: Tensor,
                 teacher_objects: Tensor,
-                teacher_nn1: Optional[Tensor] = None,
-                mask1: Optional[Tensor] = None,
-                teacher_nn2: Optional[Tensor] = None,
-                mask2: Optional[Tensor] = None,
+                teacher_nn_v1: Optional[Tensor] = None,
+                teacher_nn_v2: Optional[Tensor] = None,
+                mask_v1: Optional[Tensor] = None,
+                mask_v2: Optional[Tensor] = None,
                 update_center: bool = True) -> Dict[str, Tensor]:
         """Compute the losses (with the current centres), then update the
         centres.
 
-        All inputs are cast to float32 and autocast is disabled.
+        All inputs are cast to float32 and autocast is disabled. Teacher
+        inputs are detached.
 
         Args:
-            student_output (Tensor): (2B, out_dim) student CLS head outputs,
+            student_global (Tensor): (2B, out_dim) student CLS head outputs,
                 view-major.
-            teacher_output (Tensor): (2B, out_dim) teacher CLS head outputs.
+            teacher_global (Tensor): (2B, out_dim) teacher CLS head outputs.
             student_objects (Tensor): (2C, out_dim_c) projected student
                 objects, view-1 rows then view-2 rows.
             teacher_objects (Tensor): (2C, out_dim_c) projected teacher
                 objects.
-            teacher_nn1 (Tensor, optional): (2, C, out_dim_c) teacher
-                projections of the view-1 neighbours.
-            mask1 (Tensor, optional): (C,) bool mask M1.
-            teacher_nn2 (Tensor, optional): (2, C, out_dim_c) projections of
-                the view-2 neighbours.
-            mask2 (Tensor, optional): (C,) bool mask M2.
+            teacher_nn_v1 (Tensor, optional): (C, out_dim_c) teacher
+                projections of the view-1 entries of the view-1 neighbours
+                (or (2, C, out_dim_c), see :func:`object_crossimage_loss`).
+            teacher_nn_v2 (Tensor, optional): (C, out_dim_c) projections of
+                the view-2 entries of the view-2 neighbours.
+            mask_v1 (Tensor, optional): (C,) bool mask M1.
+            mask_v2 (Tensor, optional): (C,) bool mask M2.
             update_center (bool): Update the centres. Defaults to True.
 
         Returns:
@@ -340,9 +353,9 @@ class CrIBoLoss(nn.Module):
             ``crossimage_enabled`` is False or no neighbours are given).
         """
         with torch.autocast(
-                device_type=student_output.device.type, enabled=False):
-            student_output = student_output.float()
-            teacher_output = teacher_output.float()
+                device_type=student_global.device.type, enabled=False):
+            student_global = student_global.float()
+            teacher_global = teacher_global.float()
             student_objects = student_objects.float()
             teacher_objects = teacher_objects.float()
             # One scaled copy of the student objects feeds both object
@@ -350,30 +363,28 @@ class CrIBoLoss(nn.Module):
             student_obj_views = (student_objects /
                                  self.student_temp_c).chunk(2)
             losses = dict(
-                loss_global=global_loss(student_output, teacher_output,
+                loss_global=global_loss(student_global, teacher_global,
                                         self.center, self.teacher_temp,
                                         self.student_temp),
                 loss_object_crossview=_crossview_from_logits(
                     student_obj_views, teacher_objects, self.center_c,
                     self.teacher_temp_c))
-            use_crossimage = (
-                self.crossimage_enabled and teacher_nn1 is not None
-                and teacher_nn2 is not None and mask1 is not None
-                and mask2 is not None)
-            if use_crossimage:
+            neighbours = (teacher_nn_v1, teacher_nn_v2, mask_v1, mask_v2)
+            if self.crossimage_enabled and all(t is not None
+                                               for t in neighbours):
                 losses['loss_object_crossimage'] = _crossimage_from_logits(
-                    student_obj_views, teacher_nn1.float(), mask1.bool(),
-                    teacher_nn2.float(), mask2.bool(), self.center_c,
+                    student_obj_views, teacher_nn_v1.float(), mask_v1,
+                    teacher_nn_v2.float(), mask_v2, self.center_c,
                     self.teacher_temp_c, self.crossimage_normalization)
             else:
-                losses['loss_object_crossimage'] = student_output.new_zeros(
+                losses['loss_object_crossimage'] = student_global.new_zeros(
                     ())
             if update_center:
-                self.update_center(teacher_output, teacher_objects)
+                self.update_center(teacher_global, teacher_objects)
         return losses
 
     @torch.no_grad()
-    def update_center(self, teacher_output: Tensor,
+    def update_center(self, teacher_global: Tensor,
                       teacher_objects: Tensor) -> None:
         """EMA update of both centres from the all-reduced batch means.
 
@@ -381,33 +392,37 @@ class CrIBoLoss(nn.Module):
         outputs and both counts.
 
         Args:
-            teacher_output (Tensor): (2B, out_dim) teacher CLS outputs.
+            teacher_global (Tensor): (2B, out_dim) teacher CLS outputs.
             teacher_objects (Tensor): (2C, out_dim_c) projected teacher
                 objects (C may differ across ranks).
         """
-        teacher_output = teacher_output.float()
+        teacher_global = teacher_global.float()
         teacher_objects = teacher_objects.float()
         stats = torch.cat([
-            teacher_output.sum(dim=0),
+            teacher_global.sum(dim=0),
             teacher_objects.sum(dim=0),
-            teacher_output.new_tensor(
-                [teacher_output.shape[0], teacher_objects.shape[0]])
+            teacher_global.new_tensor(
+                [teacher_global.shape[0], teacher_objects.shape[0]])
         ])
         if dist.get_world_size() > 1:
             dist.all_reduce(stats, op='sum')
-        sum_cls = stats[:self.out_dim].unsqueeze(0)
-        sum_obj = stats[self.out_dim:self.out_dim + self.out_dim_c].unsqueeze(0)
-        count_cls, count_obj = stats[-2], stats[-1]
-        if count_cls > 0:
-            self.center.copy_(self.center * self.center_momentum +
-                              (sum_cls / count_cls) *
-                              (1 - self.center_momentum))
+        sums_cls, sums_obj = stats[:-2].unsqueeze(0).split(
+            [self.out_dim, self.out_dim_c], dim=1)
+        self.center.copy_(
+            self._ema(self.center, sums_cls, stats[-2], self.center_momentum))
         # The reference divides by zero (NaN centre) when no rank has an
         # object; the centre is kept unchanged instead.
-        if count_obj > 0:
-            self.center_c.copy_(self.center_c * self.center_momentum_c +
-                                (sum_obj / count_obj) *
-                                (1 - self.center_momentum_c))
+        self.center_c.copy_(
+            self._ema(self.center_c, sums_obj, stats[-1],
+                      self.center_momentum_c))
+
+    @staticmethod
+    def _ema(center: Tensor, total: Tensor, count: Tensor,
+             momentum: float) -> Tensor:
+        """``center * m + (total / count) * (1 - m)``, or ``center`` when
+        ``count`` is 0 (no host sync)."""
+        new = center * momentum + (total / count.clamp(min=1)) * (1 - momentum)
+        return torch.where(count > 0, new, center)
 
     def extra_repr(self) -> str:
         return (f'out_dim={self.out_dim}, out_dim_c={self.out_dim_c}, '

@@ -182,10 +182,27 @@ def nearest_member_distance(distances: Tensor, assignment: Tensor) -> Tensor:
         members).
     """
     distances = distances.float()
-    b, t, t2 = distances.shape
+    return _nearest_member(
+        distances.masked_fill(distances == 0, float('inf')), assignment)
+
+
+def _nearest_member(src: Tensor, assignment: Tensor) -> Tensor:
+    """:func:`nearest_member_distance` from distances whose zeros are +inf.
+
+    Args:
+        src (Tensor): (B, T, T) distances with zero entries set to ``inf``
+            (zero distances -- the token itself, duplicate positions --
+            never count).
+        assignment (Tensor): Binary membership (B, T, K).
+
+    Returns:
+        Tensor: (B, T, K) nearest-member distances, see
+        :func:`nearest_member_distance`.
+    """
+    b, t, t2 = src.shape
     if t != t2 or assignment.shape[:2] != (b, t):
         raise ValueError('expected distances (B, T, T) and assignment '
-                         f'(B, T, K), got {tuple(distances.shape)} and '
+                         f'(B, T, K), got {tuple(src.shape)} and '
                          f'{tuple(assignment.shape)}')
     k = assignment.shape[-1]
     member = assignment != 0
@@ -200,17 +217,17 @@ def nearest_member_distance(distances: Tensor, assignment: Tensor) -> Tensor:
         raise ValueError('nearest_member_distance needs a binary (0/1) '
                          'assignment; soft assignments are not supported')
 
-    # Zero distances (the token itself, duplicate positions) never count.
-    src = distances.masked_fill(distances == 0, float('inf'))
     # Column k (one past the last cluster) collects tokens that have no
     # membership left in a pass; it is dropped at the end.
-    out = distances.new_full((b, t, k + 1), float('inf'))
-    rank = member.cumsum(dim=-1)  # r-th membership of a token has rank r
+    out = src.new_full((b, t, k + 1), float('inf'))
+    no_cluster = torch.full_like(num_member, k)
+    rank = member.cumsum(dim=-1) if num_passes > 1 else None
     for j in range(num_passes):
-        nth = member & (rank == j + 1)
+        # The j-th membership of every token (the only one without ties).
+        nth = member if rank is None else member & (rank == j + 1)
         label = torch.where(num_member > j,
                             nth.to(torch.uint8).argmax(dim=-1),
-                            torch.full_like(num_member, k))  # (B, T)
+                            no_cluster)  # (B, T)
         # index[b, i, j] = label[b, j]: reduce row i of distances by cluster.
         out.scatter_reduce_(
             2, label[:, None, :].expand(b, t, t), src, reduce='amin')
@@ -236,7 +253,12 @@ def positional_cost(distances: Tensor, assignment: Tensor) -> Tensor:
     Returns:
         Tensor: Positional cost of shape (B, T, K), float32, in [0, 1].
     """
-    cost = nearest_member_distance(distances, assignment)
+    return _normalise_positional(
+        nearest_member_distance(distances, assignment))
+
+
+def _normalise_positional(cost: Tensor) -> Tensor:
+    """Zero entries -> per-image mean (zeros included), then / max."""
     mean = cost.mean(dim=(1, 2), keepdim=True)  # includes the zeros (quirk)
     cost = torch.where(cost == 0, mean.expand_as(cost), cost)
     return cost / cost.amax(dim=(1, 2), keepdim=True)
@@ -352,11 +374,13 @@ def cluster_two_views(tokens: Tensor,
         centroids = torch.einsum('bnd,bkn->bkd', tokens, one_hot)
         assignment = one_hot.transpose(1, 2)  # (B, T, K)
         distances = pairwise_distances(positions.to(device))
+        # Zero distances never count; mask them once for all iterations.
+        src = distances.masked_fill_(distances == 0, float('inf'))
 
         cost = None
         for _ in range(num_iters):
             similarity = torch.einsum('bnd,bkd->bnk', tokens, centroids)
-            pos = positional_cost(distances, assignment)
+            pos = _normalise_positional(_nearest_member(src, assignment))
             m = -similarity + pos_alpha * pos
             m = (m - m.min()) / (m.max() - m.min())  # whole batch (quirk)
             plan, cost = sinkhorn_knopp(m, rows, cols, sinkhorn_reg,
