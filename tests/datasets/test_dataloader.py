@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.runner import Runner
+from mmengine.runner import Runner, set_random_seed
 from PIL import Image
 
 from cribo_mm.datasets.transforms import patch_centres
@@ -34,10 +34,16 @@ def _reference_view(rgb, box, flip, size=224):
     return out.clamp(0, 255)
 
 
+def _first_batch(dl_cfg, seed):
+    # workers=0: the transforms draw from the global generators, which
+    # mmengine seeds from `randomness.seed` (workers get their own seeds)
+    set_random_seed(seed)
+    return next(iter(Runner.build_dataloader(dl_cfg, seed=seed)))
+
+
 def test_dataloader_batches_views_and_geometry(mmpretrain_scope):
     cfg = Config.fromfile(CFG)
-    loader = Runner.build_dataloader(_loader_cfg(cfg), seed=0)
-    batch = next(iter(loader))
+    batch = _first_batch(_loader_cfg(cfg), 0)
     views, samples = batch['inputs'], batch['data_samples']
     assert isinstance(views, list) and len(views) == 2
     for v in views:
@@ -64,8 +70,8 @@ def test_dataloader_batches_views_and_geometry(mmpretrain_scope):
     assert out['inputs'][0].shape == (4, 3, 224, 224)
     assert out['inputs'][0].dtype == torch.float32
     # different seeds -> different crops; same seed -> same crops
-    again = next(iter(Runner.build_dataloader(_loader_cfg(cfg), seed=0)))
-    other = next(iter(Runner.build_dataloader(_loader_cfg(cfg), seed=1)))
+    again = _first_batch(_loader_cfg(cfg), 0)
+    other = _first_batch(_loader_cfg(cfg), 1)
     same = torch.stack([s.crop_bbox for s in again['data_samples']])
     diff = torch.stack([s.crop_bbox for s in other['data_samples']])
     assert torch.equal(boxes, same) and not torch.equal(boxes, diff)
@@ -81,16 +87,16 @@ def test_dataloader_views_are_the_recorded_crops(mmpretrain_scope):
     pipeline[1]['transforms'] = [cfg.spatial_pipeline, cfg.spatial_pipeline]
     dl = _loader_cfg(cfg, pipeline=pipeline)
     dl.batch_size = 3
-    batch = next(iter(Runner.build_dataloader(dl, seed=3)))
+    batch = _first_batch(dl, 3)
     for b, sample in enumerate(batch['data_samples']):
-        rgb = np.asarray(Image.open(sample.img_path).convert('RGB'))
+        rgb = np.array(Image.open(sample.img_path).convert('RGB'))
         for v in range(2):
             view = batch['inputs'][v][b].double().flip(0)  # BGR -> RGB
             ref = _reference_view(rgb, sample.crop_bbox[v],
                                   bool(sample.crop_flip[v]))
             err = (view - ref).abs()
             # cv2 and torch bicubic differ only in their antialias filter
-            assert err.mean() < 3.0, (b, v, err.mean())
-            # a wrong flip or box would be far off
-            wrong = (view - ref.flip(-1)).abs().mean()
-            assert wrong > 2 * err.mean() or wrong > 10
+            # (measured: 0.3 - 0.9 grey levels out of 255)
+            assert err.mean() < 1.5, (b, v, err.mean())
+            # the opposite flip would be far off (measured: 28 - 57)
+            assert (view - ref.flip(-1)).abs().mean() > 10 * err.mean()

@@ -274,6 +274,7 @@ def _fake_camvid(root, n=2):
     for split in ('train', 'val'):
         for k in range(n):
             _img(root / split / 'images' / f'f{k}.jpg', 36, 48, seed=k)
+            (root / split / 'labels').mkdir(exist_ok=True)
             lab = np.random.RandomState(k).randint(0, 11, (36, 48))
             lab[:4] = 255
             Image.fromarray(lab.astype(np.uint8)).save(

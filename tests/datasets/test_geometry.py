@@ -154,7 +154,6 @@ def test_sample_resized_crop_statistics():
 
 def test_sample_resized_crop_matches_torchvision():
     T = pytest.importorskip('torchvision.transforms')
-    img = torch.zeros(1, 300, 1000)
     for hw in [(480, 640), (300, 1000), (1000, 300), (7, 5)]:
         img = torch.zeros(1, *hw)
         torch.manual_seed(0)

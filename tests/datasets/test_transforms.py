@@ -1,6 +1,7 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Spatial transforms, the two-view wrapper and packing."""
 import copy
+import random
 
 import numpy as np
 import pytest
@@ -70,7 +71,9 @@ def test_strong_shrink_and_upscale_geometry(ijhw, img_hw, coord_image):
 
 
 def test_random_crop_records_valid_boxes_and_is_seeded():
-    img = np.random.RandomState(0).randint(0, 255, (90, 130, 3), np.uint8)
+    ys, xs = np.mgrid[0:90, 0:130]
+    img = np.stack([xs * 1.9, ys * 2.8, 128 + 100 * np.sin(xs / 9.)],
+                   -1).astype(np.uint8)
     t = CrIBoRandomResizedCrop(size=(32, 48), scale=(0.1, 1.0))
     np.random.seed(3)
     first = [t(dict(img=img, ori_shape=(90, 130))) for _ in range(20)]
@@ -90,8 +93,8 @@ def test_random_crop_records_valid_boxes_and_is_seeded():
     x1, y1, x2, y2 = (int(v) for v in r['crop_bbox'])
     import cv2
     ref = cv2.resize(img[y1:y2, x1:x2], (48, 32),
-                     interpolation=cv2.INTER_CUBIC)
-    assert np.abs(ref.astype(int) - r['img'].astype(int)).mean() < 1.0
+                     interpolation=cv2.INTER_AREA)
+    assert np.abs(ref.astype(int) - r['img'].astype(int)).mean() < 2.0
 
 
 def test_crop_must_be_first_spatial_transform():
@@ -153,6 +156,7 @@ def test_config_pipeline_two_views_and_packing(mmpretrain_scope, tmp_path):
     cv2.imwrite(str(tmp_path / 'a.png'), img)
     cfg, pipe = _pipeline(mmpretrain_scope)
     np.random.seed(0)
+    random.seed(0)
     out = pipe(dict(img_path=str(tmp_path / 'a.png'), sample_idx=3))
     assert set(out) == {'inputs', 'data_samples'}
     views = out['inputs']
@@ -172,6 +176,7 @@ def test_config_pipeline_two_views_and_packing(mmpretrain_scope, tmp_path):
             0.24 * 120 * 170).all()
     # same seed -> same sample; the data sample moves with .to()
     np.random.seed(0)
+    random.seed(0)
     again = pipe(dict(img_path=str(tmp_path / 'a.png'), sample_idx=3))
     for a, b in zip(views, again['inputs']):
         assert torch.equal(a, b)
@@ -196,6 +201,7 @@ def test_config_photometric_views_differ(mmpretrain_scope, tmp_path):
     assert [type(t).__name__ for t in v2][-2:] == ['GaussianBlur', 'Solarize']
     assert v1[-1].prob == 1.0 and v2[-2].prob == 0.1 and v2[-1].prob == 0.2
     np.random.seed(0)
+    random.seed(0)
     grays = 0
     for _ in range(40):
         res = dict(img=img.copy(), ori_shape=(64, 64))
@@ -229,3 +235,44 @@ def test_multiview_collects_geometry(mmpretrain_scope):
         CrIBoMultiView([dict(type='CrIBoRandomFlip')])
     with pytest.raises(ValueError):
         CrIBoMultiView([[dict(type='CrIBoRandomFlip')]], num_views=[1, 1])
+
+
+def test_color_jitter_hue_matches_mmcv_and_handles_negative():
+    import mmcv
+
+    from cribo_mm.datasets.transforms import CrIBoColorJitter, adjust_hue
+    img = np.random.RandomState(0).randint(0, 255, (16, 16, 3), np.uint8)
+    for f in (0.03, 0.1, 0.5):  # mmcv works for non-negative factors
+        assert np.array_equal(
+            adjust_hue(img, f), mmcv.adjust_hue(img, f, backend='cv2'))
+    import cv2
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL).astype(int)
+    hsv[..., 0] = (hsv[..., 0] - 25) % 256  # int(-0.1 * 255) = -25
+    expected = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR_FULL)
+    assert np.array_equal(adjust_hue(img, -0.1), expected)
+    t = CrIBoColorJitter(0.4, 0.4, 0.2, 0.1)
+    np.random.seed(0)
+    for _ in range(30):  # would raise OverflowError with mmcv's hue on np 2
+        out = t(dict(img=img))['img']
+        assert out.shape == img.shape and out.dtype == np.uint8
+    assert 'ColorJitter' in repr(t)
+
+
+def test_color_jitter_fast_kernels_match_mmcv():
+    import warnings
+
+    import mmcv
+
+    from cribo_mm.datasets.transforms import photometric as P
+    img = np.random.RandomState(1).randint(0, 255, (32, 32, 3), np.uint8)
+    pairs = [(P.adjust_brightness, mmcv.adjust_brightness),
+             (P.adjust_contrast, mmcv.adjust_contrast),
+             (P.adjust_saturation, mmcv.adjust_color)]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for f in (0.6, 1.0, 1.4):
+            for ours, theirs in pairs:
+                for backend in ('cv2', 'pillow'):
+                    diff = ours(img, f).astype(int) - theirs(
+                        img, f, backend=backend).astype(int)
+                    assert np.abs(diff).max() <= 1, (ours.__name__, f)

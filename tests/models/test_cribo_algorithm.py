@@ -124,3 +124,17 @@ def test_non_finite_loss_names_term_and_keeps_bank():
     with pytest.raises(FloatingPointError, match='loss_global'):
         model(**data, mode='loss')
     assert torch.equal(model.memory_bank.objects, bank_before)
+
+
+def test_dino_baseline_has_only_the_global_term():
+    model = tiny_cribo(object_terms=False)
+    data = model.data_preprocessor(fake_batch(), True)
+    bank_before = model.memory_bank.objects.clone()
+    losses = model(**data, mode='loss')
+    assert losses['loss_global'] > 0
+    assert float(losses['loss_object_crossview']) == 0
+    assert float(losses['loss_object_crossimage']) == 0
+    assert torch.equal(model.memory_bank.objects, bank_before)
+    losses['loss_global'].backward()
+    assert model.neck.last_layer_c.parametrizations.weight.original1.grad \
+        is None

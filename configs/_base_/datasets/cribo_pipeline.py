@@ -6,7 +6,6 @@
 #   inputs: [view1 (3, 224, 224) uint8, view2 (3, 224, 224) uint8]
 #   data_sample.crop_bbox (2, 4) float32 [x1, y1, x2, y2], original pixels
 #   data_sample.crop_flip (2,) bool, data_sample.ori_shape (H, W)
-custom_imports = dict(imports=['cribo_mm.datasets'], allow_failed_imports=False)
 
 data_preprocessor = dict(
     type='SelfSupDataPreprocessor',
@@ -31,8 +30,9 @@ color_pipeline = [
     dict(
         type='RandomApply',
         transforms=[
+            # mmpretrain's ColorJitter with a hue step that works on numpy 2
             dict(
-                type='ColorJitter',
+                type='CrIBoColorJitter',
                 brightness=0.4,
                 contrast=0.4,
                 saturation=0.2,

@@ -3,11 +3,12 @@
 from .geometry import crop_box_from_ijhw, patch_centres, sample_resized_crop
 from .loading import (CrIBoLoadImageFromFile, UnreadableImageError,
                       decode_image)
+from .photometric import CrIBoColorJitter, adjust_hue
 from .spatial import CrIBoRandomFlip, CrIBoRandomResizedCrop, resize_crop
 from .wrappers import CrIBoMultiView
 
 __all__ = [
-    'CrIBoLoadImageFromFile', 'CrIBoMultiView', 'CrIBoRandomFlip',
+    'CrIBoColorJitter', 'adjust_hue', 'CrIBoLoadImageFromFile', 'CrIBoMultiView', 'CrIBoRandomFlip',
     'CrIBoRandomResizedCrop', 'UnreadableImageError', 'crop_box_from_ijhw',
     'decode_image', 'patch_centres', 'resize_crop', 'sample_resized_crop'
 ]

@@ -16,7 +16,7 @@ from cribo_mm.registry import TRANSFORMS
 __all__ = ['UnreadableImageError', 'decode_image', 'CrIBoLoadImageFromFile']
 
 
-class UnreadableImageError(OSError):
+class UnreadableImageError(RuntimeError):
     """An image file is missing, empty, truncated or in an unknown format.
 
     Args:

@@ -49,6 +49,10 @@ class CrIBo(BaseSelfSupervisor):
             to 0 (DINO's 1.0).
         patch_size (int): Patch size of the backbone, used to place the
             tokens in the original image. Defaults to 16.
+        object_terms (bool): Compute the two object terms. False gives the
+            DINO baseline with the same backbone, head, data and schedule
+            (no clustering, no memory bank; both object losses are 0).
+            Defaults to True.
         reference_init (bool): Initialise the backbone like the reference
             ViT (truncated normal std 0.02 for linear layers, position and
             CLS embeddings; LayerNorm 1/0) instead of mmpretrain's default.
@@ -67,6 +71,7 @@ class CrIBo(BaseSelfSupervisor):
                  base_momentum: float = 0.004,
                  end_momentum: float = 0.,
                  patch_size: int = 16,
+                 object_terms: bool = True,
                  reference_init: bool = True,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -81,6 +86,7 @@ class CrIBo(BaseSelfSupervisor):
         self.object_pooling = MODELS.build(object_pooling)
         self.memory_bank = MODELS.build(memory_bank)
         self.patch_size = patch_size
+        self.object_terms = object_terms
         self.reference_init = reference_init
         # mmengine's EMA convention: x_ema = (1 - m) * x_ema + m * x.
         self.teacher = CosineEMA(
@@ -186,12 +192,37 @@ class CrIBo(BaseSelfSupervisor):
             raise ValueError('CrIBo expects exactly two views per image, got '
                              f'{type(inputs).__name__} of length '
                              f'{len(inputs)}')
-        positions = self.token_positions(data_samples, inputs[0].shape[-2:])
-        positions = positions.to(inputs[0].device)
         with torch.no_grad():
             self.teacher.update_parameters(
                 nn.Sequential(self.backbone, self.neck))
+        if not self.object_terms:
+            return self.forward_global_step(torch.cat(inputs))
+        positions = self.token_positions(data_samples, inputs[0].shape[-2:])
+        positions = positions.to(inputs[0].device)
         return self.forward_train_step(torch.cat(inputs), positions)
+
+    def forward_global_step(self,
+                            images: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Losses of the DINO baseline (``object_terms=False``).
+
+        Args:
+            images (Tensor): Both views, view-major, (2B, 3, H, W).
+
+        Returns:
+            dict[str, Tensor]: The three loss terms, the object ones 0.
+        """
+        with torch.no_grad():
+            teacher_global = self.teacher_neck(
+                self.teacher_backbone(images)[0][:, 0])
+        student_global = self.neck(self.backbone(images)[0][:, 0])
+        no_objects = student_global.new_zeros(0, self.head.out_dim_c)
+        losses = self.head(
+            student_global=student_global,
+            teacher_global=teacher_global,
+            student_objects=no_objects,
+            teacher_objects=no_objects)
+        self._check_finite(losses)
+        return losses
 
     def forward_train_step(self,
                            images: torch.Tensor,

@@ -1,0 +1,80 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Extract the ViT backbone of a CrIBo checkpoint for MMSegmentation.
+
+The output is a tensors-only file ``{'state_dict': {'backbone.<key>': ...},
+'meta': {...}}`` with mmpretrain ``VisionTransformer`` key names, loaded by
+the configs in ``configs/benchmarks/mmsegmentation/`` through
+``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``
+(also by any mmpretrain config with the same ``init_cfg``).
+
+Accepted inputs: a cribo_mm Runner checkpoint (``work_dirs/.../epoch_N.pth``),
+a checkpoint of the authors' code (see ``official2cribo_mm.py``) or a file
+written by this tool. The EMA teacher is taken by default, as in the
+authors' evaluations; ``--student`` takes the student.
+
+Loading: the file is first read with ``torch.load(weights_only=True)``.
+mmengine Runner checkpoints also pickle logging objects (numpy arrays,
+``HistoryBuffer``) that this refuses; such a file is then unpickled fully,
+because it is your own training output, but only when every Python global
+it references belongs to torch, numpy, mmengine or ``collections``
+(anything else is refused). ``--safe-only`` never unpickles.
+
+Examples::
+
+    python tools/model_converters/cribo2mmseg.py \\
+        work_dirs/vit-s16_coco/epoch_300.pth checkpoints/cribo_vit-s16.pth
+    python tools/model_converters/cribo2mmseg.py SRC DST --student
+"""
+import argparse
+import os.path as osp
+import sys
+
+from cribo_mm.utils.checkpoint import (extract_backbone,
+                                       load_trusted_checkpoint,
+                                       make_backbone_checkpoint, safe_load,
+                                       save_checkpoint, validate_vit_state_dict)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='CrIBo checkpoint -> backbone weights for '
+        'MMSegmentation (mmpretrain ViT keys, prefix "backbone.")')
+    parser.add_argument('src', help='cribo_mm or official CrIBo checkpoint')
+    parser.add_argument('dst', help='output backbone file (.pth)')
+    parser.add_argument(
+        '--student',
+        action='store_true',
+        help='take the student backbone instead of the EMA teacher')
+    parser.add_argument(
+        '--safe-only',
+        action='store_true',
+        help='load with weights_only=True only; never unpickle objects')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    which = 'student' if args.student else 'teacher'
+    loader = safe_load if args.safe_only else load_trusted_checkpoint
+    checkpoint = loader(args.src)
+    backbone = extract_backbone(checkpoint, which=which)
+    meta = dict(source=osp.basename(args.src), network=which)
+    src_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(src_meta, dict):
+        for key in ('epoch', 'iter'):
+            if isinstance(src_meta.get(key), int):
+                meta[key] = src_meta[key]
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('epoch'),
+                                                   int):
+        meta['epoch'] = checkpoint['epoch']
+    out = make_backbone_checkpoint(backbone, meta)
+    save_checkpoint(out, args.dst)
+    info = validate_vit_state_dict(backbone)
+    print(f'saved the {which} backbone ({len(backbone)} tensors, arch '
+          f'{info["arch"]}, patch {info["patch_size"]}, pretrained at '
+          f'{info["img_size"]} px) to {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
