@@ -129,8 +129,7 @@ class ReferenceStylePipeline:
             T.Compose(color + [_Blur(0.1), _Solarize(0.2)] + norm),
         ]
         self.rrc = T.RandomResizedCrop(
-            size, scale=(0.25, 1.0),
-            interpolation=T.InterpolationMode.BICUBIC)
+            size, scale=(0.25, 1.0), interpolation=T.InterpolationMode.BICUBIC)
 
     def __call__(self, path):
         """Return ([view1, view2], positions (2, 2, n))."""
@@ -149,8 +148,7 @@ class ReferenceStylePipeline:
             if random.random() < 0.5:
                 view, pos = TF.hflip(view), TF.hflip(pos)
             views.append(photo(view))
-            positions.append(
-                F.avg_pool2d(pos[None], self.patch)[0].flatten(1))
+            positions.append(F.avg_pool2d(pos[None], self.patch)[0].flatten(1))
         return views, torch.stack(positions)
 
 
@@ -213,8 +211,9 @@ def geometry_only(paths, n):
     t_map = (time.perf_counter() - t0) / n
     t0 = time.perf_counter()
     for i, j, ch, cw in crops:
-        patch_centres(torch.tensor([j, i, j + cw, i + ch], dtype=torch.float32),
-                      torch.tensor(False))
+        patch_centres(
+            torch.tensor([j, i, j + cw, i + ch], dtype=torch.float32),
+            torch.tensor(False))
     t_closed = (time.perf_counter() - t0) / n
     return t_map, t_closed
 
@@ -235,10 +234,16 @@ def main(argv=None):
     parser.add_argument('--num-images', type=int, default=32)
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--width', type=int, default=640)
-    parser.add_argument('--samples', type=int, default=300,
-                        help='two-view samples per timed run')
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='timed runs per pipeline (best is reported)')
+    parser.add_argument(
+        '--samples',
+        type=int,
+        default=300,
+        help='two-view samples per timed run')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=3,
+        help='timed runs per pipeline (best is reported)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args(argv)
@@ -250,14 +255,14 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         if args.data_dir:
             paths = sorted(
-                glob.glob(os.path.join(args.data_dir, '**', '*.jp*g'),
-                          recursive=True))[:args.num_images]
+                glob.glob(
+                    os.path.join(args.data_dir, '**', '*.jp*g'),
+                    recursive=True))[:args.num_images]
             if not paths:
                 parser.error(f'no JPEG under {args.data_dir}')
         else:
             paths = make_images(
-                Path(tmp), args.num_images, args.height, args.width,
-                args.seed)
+                Path(tmp), args.num_images, args.height, args.width, args.seed)
         methods = {
             'baseline (reference-style)': ReferenceStylePipeline(),
             'ours': OursPipeline(),
@@ -266,8 +271,8 @@ def main(argv=None):
         # sanity: same outputs shapes
         for name, fn in methods.items():
             views, pos = fn(paths[0])
-            assert len(views) == 2 and tuple(views[0].shape) == (3, 224,
-                                                                  224), name
+            assert len(views) == 2 and tuple(
+                views[0].shape) == (3, 224, 224), name
             assert tuple(pos.shape) == (2, 2, 196), name
         best = {name: 0. for name in methods}
         for _ in range(args.repeats):  # interleaved, to share any noise
@@ -294,8 +299,8 @@ def main(argv=None):
         samples_per_s=best,
         speedup=best['ours'] / base,
         speedup_with_cpu_normalize=best['ours+norm'] / base,
-        positions_ms_per_view=dict(map=t_map * 1e3, closed_form=t_closed *
-                                   1e3),
+        positions_ms_per_view=dict(
+            map=t_map * 1e3, closed_form=t_closed * 1e3),
         torch=torch.__version__,
         cpu=core)
     if args.json:

@@ -83,9 +83,9 @@ class CrIBoCocoDataset(BaseDataset):
             with contextlib.redirect_stdout(io.StringIO()):
                 coco = COCO(self.ann_file)
         except Exception as e:  # noqa: BLE001
-            raise ValueError(f'{name}: cannot parse annotation file '
-                             f'{self.ann_file!r}: {type(e).__name__}: {e}'
-                             ) from e
+            raise ValueError(
+                f'{name}: cannot parse annotation file '
+                f'{self.ann_file!r}: {type(e).__name__}: {e}') from e
         ids = sorted(coco.getImgIds())
         if not ids:
             raise ValueError(f'{name}: annotation file {self.ann_file!r} '

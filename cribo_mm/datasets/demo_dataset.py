@@ -81,6 +81,5 @@ class CrIBoDemoScenes(BaseDataset):
         return [
             dict(
                 img_path=osp.join(img_dir, n),
-                seg_map_path=osp.join(seg_dir, n[:-4] + '.png'))
-            for n in names
+                seg_map_path=osp.join(seg_dir, n[:-4] + '.png')) for n in names
         ]

@@ -81,8 +81,8 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return f * 255.
 
 
-def _smooth_noise(rng: np.random.Generator, shape: Tuple[int, int],
-                  cells: int, channels: int) -> np.ndarray:
+def _smooth_noise(rng: np.random.Generator, shape: Tuple[int, int], cells: int,
+                  channels: int) -> np.ndarray:
     """Low-frequency noise: a coarse random grid upsampled bicubically.
 
     Args:
@@ -101,8 +101,7 @@ def _smooth_noise(rng: np.random.Generator, shape: Tuple[int, int],
     out = np.empty((h, w, channels), np.float32)
     for c in range(channels):
         out[..., c] = np.asarray(
-            Image.fromarray(grid[c]).resize((w, h),
-                                                      Image.BICUBIC))
+            Image.fromarray(grid[c]).resize((w, h), Image.BICUBIC))
     return out
 
 
@@ -112,11 +111,10 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
     def layer():
         hue = rng.uniform(0., 360.)
-        base = _hsv_to_rgb(hue, rng.uniform(0.05, 0.35), rng.uniform(
-            0.3, 0.8))
+        base = _hsv_to_rgb(hue, rng.uniform(0.05, 0.35), rng.uniform(0.3, 0.8))
         img = np.broadcast_to(base, (h, w, 3)).astype(np.float32)
-        img = img + 35. * _smooth_noise(rng, (h, w), int(rng.integers(2, 6)),
-                                        3)
+        img = img + 35. * _smooth_noise(rng,
+                                        (h, w), int(rng.integers(2, 6)), 3)
         kind = int(rng.integers(0, 3))
         if kind == 0:  # wood-like waves
             theta = rng.uniform(0., np.pi)
@@ -125,8 +123,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
             phase = (xx * np.cos(theta) + yy * np.sin(theta) + warp)
             img = img + 18. * np.sin(2 * np.pi * phase / period)[..., None]
         elif kind == 1:  # speckle
-            img = img + rng.normal(0., 14., size=(h, w, 1)).astype(
-                np.float32)
+            img = img + rng.normal(0., 14., size=(h, w, 1)).astype(np.float32)
         else:  # blotches
             img = img + 30. * np.sign(
                 _smooth_noise(rng, (h, w), int(rng.integers(6, 14)), 1))
@@ -173,26 +170,27 @@ def _shape_mask(category: int, a: np.ndarray, b: np.ndarray,
         inside = (rho <= 1.) & (rho >= 0.55)
     elif category == 6:  # plus-shaped cross
         arm = 0.32
-        inside = ((np.abs(a) <= arm) & (np.abs(b) <= 1.)) | (
-            (np.abs(b) <= arm) & (np.abs(a) <= 1.))
+        inside = ((np.abs(a) <= arm) &
+                  (np.abs(b) <= 1.)) | ((np.abs(b) <= arm) & (np.abs(a) <= 1.))
     else:
         raise ValueError(f'unknown category {category}')
     return inside, rho
 
 
-def _texture(rng: np.random.Generator, kind: str, a: np.ndarray,
-             b: np.ndarray, rho: np.ndarray, radius: float) -> np.ndarray:
+def _texture(rng: np.random.Generator, kind: str, a: np.ndarray, b: np.ndarray,
+             rho: np.ndarray, radius: float) -> np.ndarray:
     """Texture mixing weight in [0, 1] over the object's local grid."""
     if kind == 'shaded':
         return 1. - np.sqrt(np.clip(1. - rho * rho, 0., 1.))
     if kind == 'stripes':
         period = rng.uniform(6., 11.)
-        return (np.sin(2. * np.pi * a * radius / period) > 0).astype(
-            np.float32)
+        return (np.sin(2. * np.pi * a * radius / period)
+                > 0).astype(np.float32)
     if kind == 'checker':
         period = rng.uniform(7., 12.)
-        return ((np.floor(a * radius / period) +
-                 np.floor(b * radius / period)) % 2).astype(np.float32)
+        return (
+            (np.floor(a * radius / period) + np.floor(b * radius / period)) %
+            2).astype(np.float32)
     if kind == 'dots':
         period = rng.uniform(7., 11.)
         da = (a * radius) % period - period / 2.
@@ -205,11 +203,12 @@ def _texture(rng: np.random.Generator, kind: str, a: np.ndarray,
     raise ValueError(f'unknown texture {kind}')
 
 
-def render_scene(rng: np.random.Generator,
-                 image_size: Tuple[int, int] = (256, 256),
-                 num_objects: Tuple[int, int] = (4, 10),
-                 radius_range: Tuple[float, float] = (0.07, 0.28)
-                 ) -> Tuple[np.ndarray, np.ndarray]:
+def render_scene(
+    rng: np.random.Generator,
+    image_size: Tuple[int, int] = (256, 256),
+    num_objects: Tuple[int, int] = (4, 10),
+    radius_range: Tuple[float, float] = (0.07, 0.28)
+) -> Tuple[np.ndarray, np.ndarray]:
     """Render one scene and its class mask.
 
     Args:
@@ -242,10 +241,14 @@ def render_scene(rng: np.random.Generator,
         theta = rng.uniform(0., 2. * np.pi)
         aspect = rng.uniform(0.7, 1.0)
         ext = 1.25 * radius  # boxes reach 0.85 * sqrt(2) radii
-        x0, x1 = int(max(0, np.floor(cx - ext))), int(
-            min(w, np.ceil(cx + ext) + 1))
-        y0, y1 = int(max(0, np.floor(cy - ext))), int(
-            min(h, np.ceil(cy + ext) + 1))
+        x0, x1 = int(max(0,
+                         np.floor(cx -
+                                  ext))), int(min(w,
+                                                  np.ceil(cx + ext) + 1))
+        y0, y1 = int(max(0,
+                         np.floor(cy -
+                                  ext))), int(min(h,
+                                                  np.ceil(cy + ext) + 1))
         if x1 <= x0 or y1 <= y0:
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)

@@ -39,7 +39,8 @@ def scan_images(root: str,
                                 'not a directory.')
     exts = tuple(e.lower() for e in extensions)
     found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_links):
+    for dirpath, dirnames, filenames in os.walk(
+            root, followlinks=follow_links):
         dirnames.sort()
         if not recursive:
             dirnames[:] = []

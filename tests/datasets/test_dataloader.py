@@ -17,8 +17,11 @@ CFG = 'configs/_base_/datasets/demo_cribo.py'
 
 def _loader_cfg(cfg, **dataset):
     dl = copy.deepcopy(cfg.train_dataloader)
-    dl.update(batch_size=4, num_workers=0, persistent_workers=False,
-              pin_memory=False)
+    dl.update(
+        batch_size=4,
+        num_workers=0,
+        persistent_workers=False,
+        pin_memory=False)
     dl.dataset.update(num_train=8, num_val=2, **dataset)
     return dl
 
@@ -27,8 +30,12 @@ def _reference_view(rgb, box, flip, size=224):
     """Independent crop + bicubic resize (torch, antialiased) + flip."""
     x1, y1, x2, y2 = (int(v) for v in box)
     t = torch.from_numpy(rgb[y1:y2, x1:x2]).permute(2, 0, 1)[None].double()
-    out = F.interpolate(t, size=(size, size), mode='bicubic',
-                        align_corners=False, antialias=True)[0]
+    out = F.interpolate(
+        t,
+        size=(size, size),
+        mode='bicubic',
+        align_corners=False,
+        antialias=True)[0]
     if flip:
         out = out.flip(-1)
     return out.clamp(0, 255)
@@ -60,8 +67,7 @@ def test_dataloader_batches_views_and_geometry(mmpretrain_scope):
     for v in range(2):
         ref = pixel_map_positions((256, 256), boxes[0, v].tolist(),
                                   bool(flips[0, v]))
-        torch.testing.assert_close(pos[0, v].double(), ref, atol=1e-2,
-                                   rtol=0)
+        torch.testing.assert_close(pos[0, v].double(), ref, atol=1e-2, rtol=0)
     # the model's data preprocessor from the same config accepts the batch
     from mmpretrain.registry import MODELS
     pre = MODELS.build(cfg.data_preprocessor)

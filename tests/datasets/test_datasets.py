@@ -16,9 +16,9 @@ from cribo_mm.datasets import (CrIBoCocoDataset, CrIBoDemoScenes,
 from cribo_mm.datasets.demo_scenes import DEMO_CLASSES, demo_scenes_root
 
 CAMVID = Path(
-    os.environ.get('CRIBO_CAMVID',
-                   Path(__file__).resolve().parents[3] / 'shared' / 'data' /
-                   'camvid'))
+    os.environ.get(
+        'CRIBO_CAMVID',
+        Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'camvid'))
 
 
 def _img(path, h=24, w=32, seed=0):
@@ -36,8 +36,14 @@ def _coco(tmp_path, names, key='instances', with_anns=True):
     ann = dict(images=images, categories=[dict(id=1, name='thing')])
     if with_anns:
         ann['annotations'] = [
-            dict(id=1, image_id=100, category_id=1, bbox=[1, 1, 5, 5],
-                 area=25., iscrowd=0, segmentation=[[1, 1, 6, 1, 6, 6]])
+            dict(
+                id=1,
+                image_id=100,
+                category_id=1,
+                bbox=[1, 1, 5, 5],
+                area=25.,
+                iscrowd=0,
+                segmentation=[[1, 1, 6, 1, 6, 6]])
         ]
     (root / 'annotations').mkdir(parents=True)
     fname = f'annotations/{key}_train2017.json'
@@ -49,8 +55,10 @@ def test_coco_lists_images_in_id_order(tmp_path):
     root, ann = _coco(tmp_path, ['b.jpg', 'a.jpg', 'c.jpg'])
     for n in ('a.jpg', 'b.jpg', 'c.jpg'):
         _img(root / 'train2017' / n)
-    ds = CrIBoCocoDataset(ann_file=ann, data_root=str(root),
-                          data_prefix=dict(img_path='train2017/'))
+    ds = CrIBoCocoDataset(
+        ann_file=ann,
+        data_root=str(root),
+        data_prefix=dict(img_path='train2017/'))
     assert len(ds) == 3
     info = ds.get_data_info(0)
     assert info['img_path'].endswith('b.jpg') and info['img_id'] == 100
@@ -59,40 +67,41 @@ def test_coco_lists_images_in_id_order(tmp_path):
 
 
 def test_coco_unlabeled_image_info(tmp_path):
-    root, ann = _coco(tmp_path, ['u.jpg'], key='image_info',
-                      with_anns=False)
+    root, ann = _coco(tmp_path, ['u.jpg'], key='image_info', with_anns=False)
     _img(root / 'unlabeled2017' / 'u.jpg')
-    ds = CrIBoCocoDataset(ann_file=ann, data_root=str(root),
-                          data_prefix='unlabeled2017')
+    ds = CrIBoCocoDataset(
+        ann_file=ann, data_root=str(root), data_prefix='unlabeled2017')
     assert len(ds) == 1
 
 
 def test_coco_missing_images_reported(tmp_path):
     root, ann = _coco(tmp_path, ['a.jpg', 'gone1.jpg', 'gone2.jpg'])
     _img(root / 'train2017' / 'a.jpg')
-    with pytest.raises(FileNotFoundError,
-                       match=r"2 of 3 images .*gone1\.jpg.*missing='skip'"):
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"2 of 3 images .*gone1\.jpg.*missing='skip'"):
         CrIBoCocoDataset(ann_file=ann, data_root=str(root))
     ds = CrIBoCocoDataset(ann_file=ann, data_root=str(root), missing='skip')
     assert len(ds) == 1
     (root / 'val2017').mkdir()
     with pytest.raises(FileNotFoundError, match='No listed image'):
-        CrIBoCocoDataset(ann_file=ann, data_root=str(root),
-                         data_prefix='val2017/', missing='skip')
+        CrIBoCocoDataset(
+            ann_file=ann,
+            data_root=str(root),
+            data_prefix='val2017/',
+            missing='skip')
 
 
 def test_coco_bad_paths_fail_at_start(tmp_path):
     root, ann = _coco(tmp_path, ['a.jpg'])
     with pytest.raises(FileNotFoundError, match='annotation file .*nope'):
-        CrIBoCocoDataset(ann_file='annotations/nope.json',
-                         data_root=str(root))
+        CrIBoCocoDataset(ann_file='annotations/nope.json', data_root=str(root))
     with pytest.raises(FileNotFoundError, match='image folder'):
-        CrIBoCocoDataset(ann_file=ann, data_root=str(root),
-                         data_prefix='train2014')
+        CrIBoCocoDataset(
+            ann_file=ann, data_root=str(root), data_prefix='train2014')
     (root / 'annotations' / 'bad.json').write_text('{not json')
     with pytest.raises(ValueError, match='cannot parse'):
-        CrIBoCocoDataset(ann_file='annotations/bad.json',
-                         data_root=str(root))
+        CrIBoCocoDataset(ann_file='annotations/bad.json', data_root=str(root))
     empty, ann_e = _coco(tmp_path / 'e', [])
     with pytest.raises(ValueError, match='lists no image'):
         CrIBoCocoDataset(ann_file=ann_e, data_root=str(empty))
@@ -196,15 +205,23 @@ def test_demo_generation_is_deterministic_and_fast(tmp_path):
 
 
 def test_demo_cache_is_atomic_and_shared(tmp_path):
-    root = ensure_demo_scenes(seed=3, num_train=4, num_val=2,
-                              image_size=(64, 80), cache_root=tmp_path)
+    root = ensure_demo_scenes(
+        seed=3,
+        num_train=4,
+        num_val=2,
+        image_size=(64, 80),
+        cache_root=tmp_path)
     assert root == demo_scenes_root(3, 4, 2, (64, 80), tmp_path)
     assert root.name == 'v1-seed3-64x80-4+2'
     assert (root / 'meta.json').is_file()
     assert [p.name for p in tmp_path.iterdir()] == [root.name]  # no temp
     mtime = (root / 'meta.json').stat().st_mtime_ns
-    assert ensure_demo_scenes(seed=3, num_train=4, num_val=2,
-                              image_size=(64, 80), cache_root=tmp_path) == root
+    assert ensure_demo_scenes(
+        seed=3,
+        num_train=4,
+        num_val=2,
+        image_size=(64, 80),
+        cache_root=tmp_path) == root
     assert (root / 'meta.json').stat().st_mtime_ns == mtime  # not redone
     # a process that loses the rename race keeps the winner's copy
     import cribo_mm.datasets.demo_scenes as demo
@@ -219,18 +236,16 @@ def test_demo_cache_is_atomic_and_shared(tmp_path):
 
     demo.generate_demo_scenes = slow
     try:
-        assert ensure_demo_scenes(other, seed=3, num_train=2,
-                                  num_val=1) == other
+        assert ensure_demo_scenes(
+            other, seed=3, num_train=2, num_val=1) == other
     finally:
         demo.generate_demo_scenes = real
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        'race', root.name
-    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['race', root.name]
 
 
 def test_demo_pretraining_dataset(tmp_path):
-    ds = CrIBoDemoScenes(split='val', num_train=4, num_val=3,
-                         image_size=(64, 64))
+    ds = CrIBoDemoScenes(
+        split='val', num_train=4, num_val=3, image_size=(64, 64))
     assert len(ds) == 3
     info = ds.get_data_info(2)
     assert info['img_path'].endswith('val/images/00002.jpg')
@@ -245,7 +260,6 @@ def test_demo_pretraining_dataset(tmp_path):
 def test_demo_seg_dataset(mmpretrain_scope):
     pytest.importorskip('mmcv.ops')
     from mmseg.registry import DATASETS as SEG_DATASETS
-    from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS  # noqa: F401
     import mmseg.datasets  # noqa: F401
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmseg'):
@@ -277,8 +291,8 @@ def _fake_camvid(root, n=2):
             (root / split / 'labels').mkdir(exist_ok=True)
             lab = np.random.RandomState(k).randint(0, 11, (36, 48))
             lab[:4] = 255
-            Image.fromarray(lab.astype(np.uint8)).save(
-                root / split / 'labels' / f'f{k}.png')
+            Image.fromarray(lab.astype(np.uint8)).save(root / split /
+                                                       'labels' / f'f{k}.png')
 
 
 def test_camvid_seg_dataset(tmp_path, mmpretrain_scope):
@@ -294,22 +308,30 @@ def test_camvid_seg_dataset(tmp_path, mmpretrain_scope):
     ]
     with DefaultScope.overwrite_default_scope('mmseg'):
         ds = SEG_DATASETS.build(
-            dict(type='CrIBoCamVidDataset', data_root=str(tmp_path / 'camvid'),
-                 split='val', pipeline=pipe))
+            dict(
+                type='CrIBoCamVidDataset',
+                data_root=str(tmp_path / 'camvid'),
+                split='val',
+                pipeline=pipe))
         assert len(ds) == 2 and len(ds.metainfo['classes']) == 11
         seg = ds[0]['data_samples'].gt_sem_seg.data
         assert int(seg.max()) == 255 and ds.ignore_index == 255
         with pytest.raises(FileNotFoundError, match='data_root'):
             SEG_DATASETS.build(
-                dict(type='CrIBoCamVidDataset',
-                     data_root=str(tmp_path / 'nope')))
+                dict(
+                    type='CrIBoCamVidDataset',
+                    data_root=str(tmp_path / 'nope')))
         os.remove(tmp_path / 'camvid' / 'train' / 'labels' / 'f1.png')
         with pytest.raises(FileNotFoundError, match='label map'):
             SEG_DATASETS.build(
-                dict(type='CrIBoCamVidDataset',
-                     data_root=str(tmp_path / 'camvid')))
+                dict(
+                    type='CrIBoCamVidDataset',
+                    data_root=str(tmp_path / 'camvid')))
         if (CAMVID / 'train' / 'images').is_dir():
             real = SEG_DATASETS.build(
-                dict(type='CrIBoCamVidDataset', data_root=str(CAMVID),
-                     split='val', lazy_init=False))
+                dict(
+                    type='CrIBoCamVidDataset',
+                    data_root=str(CAMVID),
+                    split='val',
+                    lazy_init=False))
             assert len(real) == 101

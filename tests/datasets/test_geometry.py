@@ -36,12 +36,10 @@ def test_matches_reference_fixture():
     for case in cases:
         inp, out = case['inputs'], case['outputs']
         box = torch.tensor(crop_box_from_ijhw(*inp['crop']))
-        pos = patch_centres(
-            box, torch.tensor(inp['flip']), (inp['size'], ) * 2,
-            inp['patch_size'])
+        pos = patch_centres(box, torch.tensor(inp['flip']),
+                            (inp['size'], ) * 2, inp['patch_size'])
         assert pos.shape == (2, 196) and pos.dtype == torch.float32
-        torch.testing.assert_close(
-            pos, out['positions'], atol=1e-2, rtol=0)
+        torch.testing.assert_close(pos, out['positions'], atol=1e-2, rtol=0)
         torch.testing.assert_close(
             pos.double(), out['analytic_centres'], atol=1e-4, rtol=0)
 
@@ -76,8 +74,8 @@ def test_flip_mirrors_columns():
     ])
 def test_matches_pixel_map(img_hw, box, flip):
     ref = pixel_map_positions(img_hw, box, flip)
-    pos = patch_centres(torch.tensor(box, dtype=torch.float64),
-                        torch.tensor(flip))
+    pos = patch_centres(
+        torch.tensor(box, dtype=torch.float64), torch.tensor(flip))
     torch.testing.assert_close(pos, ref, atol=1e-2, rtol=0)
 
 
@@ -98,8 +96,11 @@ def test_extreme_upscale_differs_only_at_the_border():
 def test_non_square_output_and_patch():
     box = (10, 20, 130, 100)
     ref = pixel_map_positions((200, 200), box, True, size=(96, 160), patch=8)
-    pos = patch_centres(torch.tensor(box, dtype=torch.float64), True,
-                        out_size=(96, 160), patch_size=8)
+    pos = patch_centres(
+        torch.tensor(box, dtype=torch.float64),
+        True,
+        out_size=(96, 160),
+        patch_size=8)
     assert pos.shape == (2, 12 * 20)
     torch.testing.assert_close(pos, ref, atol=1e-2, rtol=0)
 
@@ -109,8 +110,8 @@ def test_output_not_multiple_of_patch():
     box = (0, 0, 460, 460)
     for flip in (False, True):
         ref = pixel_map_positions((460, 460), box, flip, size=(230, 230))
-        pos = patch_centres(torch.tensor(box, dtype=torch.float64), flip,
-                            out_size=230)
+        pos = patch_centres(
+            torch.tensor(box, dtype=torch.float64), flip, out_size=230)
         torch.testing.assert_close(pos, ref, atol=1e-2, rtol=0)
 
 
@@ -137,14 +138,18 @@ def test_sample_resized_crop_statistics():
     for h, w in [(480, 640), (1000, 300), (50, 70), (1, 1), (3, 500)]:
         for _ in range(200):
             i, j, ch, cw = sample_resized_crop(
-                h, w, uniform=rng.uniform,
+                h,
+                w,
+                uniform=rng.uniform,
                 randint=lambda a, b: int(rng.randint(a, b)))
             assert 0 <= i and 0 <= j and ch >= 1 and cw >= 1
             assert i + ch <= h and j + cw <= w
     areas, ratios = [], []
     for _ in range(2000):
         i, j, ch, cw = sample_resized_crop(
-            480, 640, uniform=rng.uniform,
+            480,
+            640,
+            uniform=rng.uniform,
             randint=lambda a, b: int(rng.randint(a, b)))
         areas.append(ch * cw / (480 * 640))
         ratios.append(cw / ch)

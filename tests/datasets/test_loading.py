@@ -66,11 +66,10 @@ def test_16bit_png_is_rescaled(tmp_path):
     assert np.abs(img[..., 0].astype(int) - expected).max() <= 1
 
 
-@pytest.mark.parametrize('content,reason', [(b'', 'empty'),
-                                            (b'not an image at all',
-                                             'not a readable image'),
-                                            (b'\x89PNG\r\n\x1a\n' + b'\0' * 40,
-                                             'not a readable image')])
+@pytest.mark.parametrize('content,reason', [
+    (b'', 'empty'), (b'not an image at all', 'not a readable image'),
+    (b'\x89PNG\r\n\x1a\n' + b'\0' * 40, 'not a readable image')
+])
 def test_corrupt_file_names_the_file(tmp_path, content, reason):
     path = tmp_path / 'broken.jpg'
     path.write_bytes(content)

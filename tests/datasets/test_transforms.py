@@ -45,8 +45,8 @@ def test_view_content_matches_fixture(backend, coord_image):
             views.append(res['img'])
         assert tuple(res['crop_bbox']) == crop_box_from_ijhw(*inp['crop'])
         assert res['crop_flip'] is bool(inp['flip'])
-        got = torch.from_numpy(
-            np.stack([_patch_means(v) for v in views])).float()
+        got = torch.from_numpy(np.stack([_patch_means(v)
+                                         for v in views])).float()
         torch.testing.assert_close(
             got, case['outputs']['positions'], atol=1e-2, rtol=0)
         recorded = patch_centres(
@@ -54,11 +54,13 @@ def test_view_content_matches_fixture(backend, coord_image):
         torch.testing.assert_close(got, recorded, atol=1e-2, rtol=0)
 
 
-@pytest.mark.parametrize('ijhw,img_hw', [
-    ((0, 0, 480, 640), (480, 640)),  # 2.9x shrink: area pre-reduction
-    ((100, 40, 900, 250), (1000, 300)),  # 4x vertical shrink, border-free
-    ((0, 0, 60, 50), (60, 50)),  # image smaller than the crop: 4x upscale
-])
+@pytest.mark.parametrize(
+    'ijhw,img_hw',
+    [
+        ((0, 0, 480, 640), (480, 640)),  # 2.9x shrink: area pre-reduction
+        ((100, 40, 900, 250), (1000, 300)),  # 4x vertical shrink, border-free
+        ((0, 0, 60, 50), (60, 50)),  # image smaller than the crop: 4x upscale
+    ])
 def test_strong_shrink_and_upscale_geometry(ijhw, img_hw, coord_image):
     img = coord_image(*img_hw)
     for flip_p in (0., 1.):
@@ -92,8 +94,7 @@ def test_random_crop_records_valid_boxes_and_is_seeded():
     r = first[0]
     x1, y1, x2, y2 = (int(v) for v in r['crop_bbox'])
     import cv2
-    ref = cv2.resize(img[y1:y2, x1:x2], (48, 32),
-                     interpolation=cv2.INTER_AREA)
+    ref = cv2.resize(img[y1:y2, x1:x2], (48, 32), interpolation=cv2.INTER_AREA)
     assert np.abs(ref.astype(int) - r['img'].astype(int)).mean() < 2.0
 
 
@@ -128,8 +129,9 @@ def test_flip_toggles_and_defaults_box():
     with pytest.raises(ValueError):
         CrIBoRandomFlip(1.5)
     np.random.seed(0)
-    flips = [CrIBoRandomFlip(0.5)(dict(img=img))['crop_flip']
-             for _ in range(400)]
+    flips = [
+        CrIBoRandomFlip(0.5)(dict(img=img))['crop_flip'] for _ in range(400)
+    ]
     assert 150 < sum(flips) < 250
 
 
@@ -172,8 +174,8 @@ def test_config_pipeline_two_views_and_packing(mmpretrain_scope, tmp_path):
     box = ds.crop_bbox
     assert (box[:, 0] >= 0).all() and (box[:, 2] <= 170).all()
     assert (box[:, 1] >= 0).all() and (box[:, 3] <= 120).all()
-    assert ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]) >=
-            0.24 * 120 * 170).all()
+    assert ((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+            >= 0.24 * 120 * 170).all()
     # same seed -> same sample; the data sample moves with .to()
     np.random.seed(0)
     random.seed(0)
@@ -216,11 +218,11 @@ def test_config_photometric_views_differ(mmpretrain_scope, tmp_path):
 
 def test_multiview_collects_geometry(mmpretrain_scope):
     img = np.zeros((50, 80, 3), np.uint8)
-    mv = CrIBoMultiView(
-        [[dict(type='CrIBoRandomResizedCrop', size=32),
-          dict(type='CrIBoRandomFlip', prob=1.0)],
-         [dict(type='CrIBoRandomResizedCrop', size=32)]],
-        num_views=[2, 1])
+    mv = CrIBoMultiView([[
+        dict(type='CrIBoRandomResizedCrop', size=32),
+        dict(type='CrIBoRandomFlip', prob=1.0)
+    ], [dict(type='CrIBoRandomResizedCrop', size=32)]],
+                        num_views=[2, 1])
     res = mv(dict(img=img, ori_shape=(50, 80)))
     assert len(res['img']) == 3
     assert res['crop_bbox'].shape == (3, 4)

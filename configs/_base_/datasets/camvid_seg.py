@@ -1,7 +1,8 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 # CamVid, 11 classes, 255 = void (ignored), images 480x360. Use under
 # default_scope='mmseg'. data_root is relative to the project root.
-custom_imports = dict(imports=['cribo_mm.datasets'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['cribo_mm.datasets'], allow_failed_imports=False)
 
 dataset_type = 'CrIBoCamVidDataset'
 data_root = '../shared/data/camvid/'

@@ -3,7 +3,8 @@
 # class) for dense evaluation. Use under default_scope='mmseg'. The data are
 # the same files as demo_cribo.py (same seed and sizes -> same cache folder);
 # set data_root to use an explicit folder instead.
-custom_imports = dict(imports=['cribo_mm.datasets'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['cribo_mm.datasets'], allow_failed_imports=False)
 
 dataset_type = 'DemoScenesSegDataset'
 demo_args = dict(

@@ -30,11 +30,11 @@ class CrIBoCamVidDataset(BaseSegDataset):
     """
 
     METAINFO = dict(
-        classes=('sky', 'building', 'pole', 'road', 'sidewalk', 'tree',
-                 'sign', 'fence', 'car', 'pedestrian', 'bicyclist'),
-        palette=[[128, 128, 128], [128, 0, 0], [192, 192, 128],
-                 [128, 64, 128], [0, 0, 192], [128, 128, 0], [192, 128, 128],
-                 [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192]])
+        classes=('sky', 'building', 'pole', 'road', 'sidewalk', 'tree', 'sign',
+                 'fence', 'car', 'pedestrian', 'bicyclist'),
+        palette=[[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128],
+                 [0, 0, 192], [128, 128, 0], [192, 128, 128], [64, 64, 128],
+                 [64, 0, 128], [64, 64, 0], [0, 128, 192]])
 
     def __init__(self,
                  data_root: Optional[str] = None,

@@ -8,7 +8,8 @@ from .spatial import CrIBoRandomFlip, CrIBoRandomResizedCrop, resize_crop
 from .wrappers import CrIBoMultiView
 
 __all__ = [
-    'CrIBoColorJitter', 'adjust_hue', 'CrIBoLoadImageFromFile', 'CrIBoMultiView', 'CrIBoRandomFlip',
-    'CrIBoRandomResizedCrop', 'UnreadableImageError', 'crop_box_from_ijhw',
-    'decode_image', 'patch_centres', 'resize_crop', 'sample_resized_crop'
+    'CrIBoColorJitter', 'adjust_hue', 'CrIBoLoadImageFromFile',
+    'CrIBoMultiView', 'CrIBoRandomFlip', 'CrIBoRandomResizedCrop',
+    'UnreadableImageError', 'crop_box_from_ijhw', 'decode_image',
+    'patch_centres', 'resize_crop', 'sample_resized_crop'
 ]

@@ -61,8 +61,8 @@ def _channels_to_bgr(img: np.ndarray, order: str) -> np.ndarray:
         raise ValueError(f'unexpected array shape {img.shape}')
     c = img.shape[2]
     if c == 1 or c == 2:
-        return cv2.cvtColor(np.ascontiguousarray(img[..., 0]),
-                            cv2.COLOR_GRAY2BGR)
+        return cv2.cvtColor(
+            np.ascontiguousarray(img[..., 0]), cv2.COLOR_GRAY2BGR)
     img = img[..., :3]
     if order == 'rgb':
         img = img[..., ::-1]
@@ -80,8 +80,8 @@ def _decode_pillow(img_bytes: bytes) -> np.ndarray:
             return _channels_to_bgr(_to_uint8(arr), 'rgb')
         if pil.mode != 'RGB':
             # CMYK, YCbCr, LAB, HSV, P, PA, L, LA, 1, RGBA, ...
-            pil = pil.convert('RGBA' if 'A' in pil.mode or pil.mode == 'P'
-                              else 'RGB')
+            pil = pil.convert(
+                'RGBA' if 'A' in pil.mode or pil.mode == 'P' else 'RGB')
         return _channels_to_bgr(np.asarray(pil), 'rgb')
 
 
@@ -121,8 +121,7 @@ def decode_image(img_bytes: bytes, filename: str = '<bytes>') -> np.ndarray:
         img = _decode_pillow(img_bytes)
     except Exception as e:  # noqa: BLE001  (any decoder failure)
         raise UnreadableImageError(
-            filename, f'not a readable image ({type(e).__name__}: {e})'
-        ) from e
+            filename, f'not a readable image ({type(e).__name__}: {e})') from e
     if img.size == 0:
         raise UnreadableImageError(filename, 'the image has no pixels')
     return img

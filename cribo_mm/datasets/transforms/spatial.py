@@ -72,15 +72,15 @@ def resize_crop(img: np.ndarray,
     if backend == 'pillow':
         squeeze = crop.ndim == 3 and crop.shape[2] == 1
         pil = Image.fromarray(crop[..., 0] if squeeze else crop)
-        out = np.array(
-            pil.resize((out_w, out_h), _PIL_INTERP[interpolation]))
+        out = np.array(pil.resize((out_w, out_h), _PIL_INTERP[interpolation]))
         return out[..., None] if squeeze else out
     if backend != 'cv2':
         raise ValueError(f"backend must be 'cv2' or 'pillow', got {backend}")
     if (height, width) == (out_h, out_w):
         return np.ascontiguousarray(crop)
-    if interpolation in ('bilinear', 'bicubic', 'lanczos') and (
-            width > 2 * out_w or height > 2 * out_h):
+    if interpolation in ('bilinear', 'bicubic',
+                         'lanczos') and (width > 2 * out_w
+                                         or height > 2 * out_h):
         # Antialias a strong shrink: area-average down to at most twice the
         # output size first. Area resampling maps pixel edges linearly, so
         # the composed map is still (u + 0.5) * width / W_out - 0.5.
@@ -166,7 +166,10 @@ class CrIBoRandomResizedCrop(BaseTransform):
             tuple[int, int, int, int]: torchvision's ``(i, j, h, w)``.
         """
         return sample_resized_crop(
-            height, width, self.scale, self.ratio,
+            height,
+            width,
+            self.scale,
+            self.ratio,
             max_attempts=self.max_attempts)
 
     def transform(self, results: Dict) -> Dict:
@@ -196,11 +199,13 @@ class CrIBoRandomResizedCrop(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(size={self.size}, '
-                f'scale={self.scale}, ratio={tuple(round(r, 4) for r in self.ratio)}, '  # noqa: E501
-                f'max_attempts={self.max_attempts}, '
-                f"interpolation='{self.interpolation}', "
-                f"backend='{self.backend}')")
+        ratio = tuple(round(r, 4) for r in self.ratio)
+        return (
+            f'{self.__class__.__name__}(size={self.size}, '
+            f'scale={self.scale}, ratio={ratio}, '
+            f'max_attempts={self.max_attempts}, '
+            f"interpolation='{self.interpolation}', "
+            f"backend='{self.backend}')")
 
 
 @TRANSFORMS.register_module()
@@ -251,4 +256,3 @@ class CrIBoRandomFlip(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(prob={self.prob})'
-

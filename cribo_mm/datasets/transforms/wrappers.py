@@ -71,8 +71,7 @@ class CrIBoMultiView(BaseTransform):
         self.deepcopy = deepcopy
         self.pipelines: List[Compose] = [
             Compose([
-                TRANSFORMS.build(t) if isinstance(t, dict) else t
-                for t in pipe
+                TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipe
             ]) for pipe in transforms
         ]
         self.view_pipelines: List[Compose] = []
@@ -92,8 +91,7 @@ class CrIBoMultiView(BaseTransform):
         imgs, boxes, flips = [], [], []
         h, w = results['img'].shape[:2]
         for pipe in self.view_pipelines:
-            inputs = copy.deepcopy(results) if self.deepcopy else dict(
-                results)
+            inputs = copy.deepcopy(results) if self.deepcopy else dict(results)
             out = pipe(inputs)
             if out is None:
                 return None

@@ -1,6 +1,11 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
+import glob
+import os
+import os.path as osp
+import random
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -34,6 +39,15 @@ class CrIBoHook(Hook):
       (``clip_grad_per_param``); mmengine's ``optim_wrapper.clip_grad``
       clips the global norm instead.
 
+    Checkpoints additionally carry the random-number states of the main
+    process (``meta.cribo_rng_state``: torch, CUDA, numpy, python), so that
+    a resumed run draws the same clustering initialisations (and, with
+    ``num_workers=0``, the same augmentations) as an uninterrupted one.
+    With ``bank_in_checkpoint=False`` the memory bank is written to a side
+    file ``memory_bank_iter_<iter>.pth`` next to the checkpoint instead of
+    into it (``meta.memory_bank_file``), so released checkpoints stay small;
+    resuming reads it back.
+
     The two gradient edits run in an optimizer step pre-hook, i.e. after the
     backward pass, the all-reduce of DDP and the AMP unscaling, right before
     the update. Values are recomputed from ``runner.epoch`` at every epoch
@@ -53,6 +67,10 @@ class CrIBoHook(Hook):
         freeze_last_layer_epochs (int): Defaults to 1.
         clip_grad_per_param (float, optional): Per-parameter gradient norm
             cap. Defaults to None (off).
+        bank_in_checkpoint (bool): Keep the memory bank inside the model
+            checkpoint. Defaults to True.
+        bank_files_to_keep (int): Newest bank side files kept (match the
+            CheckpointHook's ``max_keep_ckpts``). Defaults to 3.
     """
 
     priority = 'NORMAL'
@@ -64,7 +82,9 @@ class CrIBoHook(Hook):
                  crossimage_start_epoch: int = 1,
                  pos_alpha: Sequence[float] = (1.0, 1.0),
                  freeze_last_layer_epochs: int = 1,
-                 clip_grad_per_param: Optional[float] = None) -> None:
+                 clip_grad_per_param: Optional[float] = None,
+                 bank_in_checkpoint: bool = True,
+                 bank_files_to_keep: int = 3) -> None:
         if len(pos_alpha) != 2:
             raise ValueError('pos_alpha must be (final, initial), got '
                              f'{pos_alpha!r}')
@@ -75,6 +95,8 @@ class CrIBoHook(Hook):
         self.pos_alpha = tuple(pos_alpha)
         self.freeze_last_layer_epochs = freeze_last_layer_epochs
         self.clip_grad_per_param = clip_grad_per_param
+        self.bank_in_checkpoint = bank_in_checkpoint
+        self.bank_files_to_keep = bank_files_to_keep
         self._last_layer_frozen = False
         self._handles = []
 
@@ -122,6 +144,52 @@ class CrIBoHook(Hook):
         self._last_layer_frozen = values['last_layer_frozen']
         for key, value in values.items():
             runner.message_hub.update_scalar(f'train/{key}', float(value))
+
+    # -- checkpoints --------------------------------------------------------
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.setdefault('meta', {})
+        meta['cribo_rng_state'] = dict(
+            torch=torch.get_rng_state(),
+            cuda=(torch.cuda.get_rng_state_all()
+                  if torch.cuda.is_available() else None),
+            numpy=np.random.get_state(),
+            python=random.getstate())
+        if self.bank_in_checkpoint:
+            return
+        state = checkpoint['state_dict']
+        bank = {k: state.pop(k) for k in list(state)
+                if k.startswith('memory_bank.')}
+        name = f'memory_bank_iter_{runner.iter}.pth'
+        path = osp.join(runner.work_dir, name)
+        tmp = path + '.tmp'
+        torch.save(bank, tmp)
+        os.replace(tmp, path)  # never leaves a half-written bank behind
+        meta['memory_bank_file'] = name
+        files = sorted(
+            glob.glob(osp.join(runner.work_dir, 'memory_bank_iter_*.pth')),
+            key=osp.getmtime)
+        for old in files[:-self.bank_files_to_keep]:
+            os.remove(old)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get('meta', {})
+        name = meta.get('memory_bank_file')
+        if name is not None:
+            path = osp.join(runner.work_dir, name)
+            if not osp.isfile(path):
+                raise FileNotFoundError(
+                    f'the checkpoint keeps its memory bank in the side file '
+                    f'{name}, which is not in {runner.work_dir}; copy it '
+                    'next to the checkpoint into the work dir')
+            bank = torch.load(path, map_location='cpu', weights_only=True)
+            checkpoint['state_dict'].update(bank)
+        rng = meta.get('cribo_rng_state')
+        if rng is not None and getattr(runner, '_resume', False):
+            torch.set_rng_state(rng['torch'])
+            if rng['cuda'] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng['cuda'])
+            np.random.set_state(rng['numpy'])
+            random.setstate(rng['python'])
 
     # -- gradient edits -----------------------------------------------------
     def _make_grad_editor(self, last_layer_ids, student_ids):
