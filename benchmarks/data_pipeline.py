@@ -279,9 +279,10 @@ def main(argv=None):
             for name, fn in methods.items():
                 best[name] = max(best[name], run(fn, paths, args.samples))
         t_map, t_closed = geometry_only(paths, 200)
+        img_h, img_w = cv2.imread(paths[0]).shape[:2]
     base = best['baseline (reference-style)']
     print(f'CrIBo two-view data pipeline, {len(paths)} JPEGs '
-          f'{args.height}x{args.width}, one CPU thread ({core}), best of '
+          f'{img_w}x{img_h} (first), one CPU thread ({core}), best of '
           f'{args.repeats} x {args.samples} samples')
     print(f'{"pipeline":30s} {"samples/s":>10s} {"ms/sample":>10s} '
           f'{"vs baseline":>12s}')
@@ -293,7 +294,7 @@ def main(argv=None):
           f'({t_map / t_closed:.0f}x)')
     result = dict(
         images=len(paths),
-        image_size=[args.height, args.width],
+        image_size=[img_h, img_w],
         samples=args.samples,
         repeats=args.repeats,
         samples_per_s=best,

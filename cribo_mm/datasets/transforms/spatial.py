@@ -200,12 +200,11 @@ class CrIBoRandomResizedCrop(BaseTransform):
 
     def __repr__(self) -> str:
         ratio = tuple(round(r, 4) for r in self.ratio)
-        return (
-            f'{self.__class__.__name__}(size={self.size}, '
-            f'scale={self.scale}, ratio={ratio}, '
-            f'max_attempts={self.max_attempts}, '
-            f"interpolation='{self.interpolation}', "
-            f"backend='{self.backend}')")
+        return (f'{self.__class__.__name__}(size={self.size}, '
+                f'scale={self.scale}, ratio={ratio}, '
+                f'max_attempts={self.max_attempts}, '
+                f"interpolation='{self.interpolation}', "
+                f"backend='{self.backend}')")
 
 
 @TRANSFORMS.register_module()
