@@ -75,3 +75,17 @@ def test_bank_side_file_keeps_checkpoint_small(tmp_path):
     train(tmp_path, '--resume', options=['custom_hooks.0.bank_in_checkpoint=False'])
     resumed = load_local_checkpoint(str(tmp_path / 'epoch_2.pth'))
     assert resumed['meta']['iter'] == 8
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(full_run, tmp_path):
+    shutil.copy(full_run / 'epoch_1.pth', tmp_path / 'epoch_1.pth')
+    before = (tmp_path / 'epoch_1.pth').read_bytes()
+    with pytest.raises(AssertionError) as err:
+        # a zero student temperature makes the CLS logits infinite
+        train(tmp_path, '--resume', str(tmp_path / 'epoch_1.pth'),
+              options=['model.head.student_temp=0.0'])
+    message = str(err.value)
+    assert 'non-finite CrIBo loss at iteration 4' in message
+    assert 'loss_global' in message
+    assert (tmp_path / 'epoch_1.pth').read_bytes() == before
+    assert not (tmp_path / 'epoch_2.pth').exists()

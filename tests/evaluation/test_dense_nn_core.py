@@ -54,10 +54,11 @@ def test_patch_label_distributions_batch_and_errors():
 
 
 def test_sample_memory_patches_same_count_and_rarity():
-    # 4x4 patches, one patch holds a rare class, the last row is unlabelled
+    # 4x4 patches, one patch holds only a rare class (score 1 * u against
+    # 11 * u for the others), the last row is unlabelled (score inf)
     dist = torch.zeros(1, 16, 3)
     dist[0, :, 0] = 1
-    dist[0, 5] = torch.tensor([0.5, 0.5, 0.])
+    dist[0, 5] = torch.tensor([0., 1., 0.])
     dist[0, 12:] = 0
     hits = 0
     for seed in range(100):

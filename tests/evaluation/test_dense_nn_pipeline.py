@@ -62,10 +62,11 @@ def test_iou_accumulator_matches_hand_computation():
     pred = torch.tensor([[0, 1, 1, 2], [1, 1, 2, 0]])
     acc.update(pred, label)
     res = acc.compute()
-    # a: I=1 U=3; b: I=3 U=4; c: I=1 U=3 ('255' pixel ignored)
+    # a: I=1 U=3; b: I=3 U=4; c: I=1 U=2 (the 255 pixel is ignored)
     assert res['IoU']['a'] == pytest.approx(100 / 3)
     assert res['IoU']['b'] == pytest.approx(75.0)
-    assert res['mIoU'] == pytest.approx((100 / 3 + 75 + 100 / 3) / 3)
+    assert res['IoU']['c'] == pytest.approx(50.0)
+    assert res['mIoU'] == pytest.approx((100 / 3 + 75 + 50) / 3)
     assert res['aAcc'] == pytest.approx(500 / 7)
     acc.reset()
     acc.update(torch.zeros(2, 2, dtype=torch.long),

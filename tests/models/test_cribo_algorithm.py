@@ -138,3 +138,16 @@ def test_dino_baseline_has_only_the_global_term():
     losses['loss_global'].backward()
     assert model.neck.last_layer_c.parametrizations.weight.original1.grad \
         is None
+
+
+def test_autocast_keeps_clustering_and_losses_in_fp32():
+    model = tiny_cribo()
+    data = model.data_preprocessor(fake_batch(), True)
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        losses = model(**data, mode='loss')
+    for key in ('loss_global', 'loss_object_crossview',
+                'loss_object_crossimage'):
+        assert losses[key].dtype == torch.float32
+        assert torch.isfinite(losses[key])
+    # the bank stores fp32 teacher objects
+    assert model.memory_bank.objects.dtype == torch.float32

@@ -149,19 +149,17 @@ def tiny_backbone_file(tmp_path_factory):
         tuple[str, OrderedDict]: the backbone file and the teacher weights
         it must hold (unprefixed mmpretrain keys).
     """
-    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    from mmpretrain.models import VisionTransformer
     folder = tmp_path_factory.mktemp('tiny_ckpt')
     nets = {}
     for seed, name in ((0, 'student'), (1, 'teacher')):
         torch.manual_seed(seed)
-        vit = PRETRAIN_MODELS.build(
-            dict(
-                type='VisionTransformer',
-                arch=TINY_ARCH,
-                img_size=32,
-                patch_size=16,
-                out_type='raw',
-                final_norm=True))
+        vit = VisionTransformer(
+            arch=TINY_ARCH,
+            img_size=32,
+            patch_size=16,
+            out_type='raw',
+            final_norm=True)
         for p in vit.parameters():  # no LayerNorm left at 1/0
             p.data.normal_(std=0.1)
         nets[name] = vit.state_dict()
@@ -205,8 +203,8 @@ def shrink(cfg: Config, data_root: str, checkpoint: str,
     dim = TINY_ARCH['embed_dims']
     model = cfg.model
     num_outs = len(model.backbone.out_indices)
+    model.backbone.arch = dict(TINY_ARCH)  # replaces the arch name
     overrides = {
-        'model.backbone.arch': TINY_ARCH,
         'model.backbone.img_size': CROP[0],
         'model.backbone.init_cfg.checkpoint': checkpoint,
         'model.data_preprocessor.size': CROP,
@@ -265,10 +263,10 @@ class _Probe(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
         backbone = runner.model.backbone
+        blocks = [backbone.patch_embed, *backbone.layers]
         self.backbone_modes.append(
-            any(m.training for m in backbone.layers.modules())
-            or backbone.patch_embed.training)
-        self.losses = {k: float(v) for k, v in outputs.items()}
+            any(m.training for b in blocks for m in b.modules()))
+        self.losses = {k: float(v.detach()) for k, v in outputs.items()}
 
     def after_val_epoch(self, runner, metrics=None):
         self.metrics = metrics

@@ -3,7 +3,10 @@
 patch-feature extraction."""
 import importlib
 import inspect
+import logging
 import os.path as osp
+import pickle
+import re
 import warnings
 from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
@@ -43,7 +46,16 @@ _TRUSTED_NAMES = {
     'builtins.complex',
     'builtins.bytearray',
     '_codecs.encode',
+    # HistoryBuffer pickles its statistics methods as getattr(cls, name);
+    # the weights-only unpickler still calls only allowlisted functions,
+    # so getattr can fetch but never invoke anything else.
+    'builtins.getattr',
 }
+
+
+# How torch's weights-only unpickler names a refused global or class.
+_GLOBAL_IN_ERROR = re.compile(
+    r"(?:GLOBAL |<class ')([A-Za-z_][\w.]*)")
 
 
 def _resolve_global(name: str):
@@ -97,31 +109,41 @@ def load_checkpoint_safely(path: str, allow_unsafe: bool = False) -> dict:
     """
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as first_err:  # noqa: BLE001
-        error = first_err
-    needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    resolved, rejected = [], []
-    for name in needed:
-        obj = _trusted_global(name)
-        if obj is None:
-            rejected.append(name)
-        else:
-            resolved.append((obj, name))
-    if not rejected:
+    except pickle.UnpicklingError as err:
+        error: Exception = err
+    # Globals named in the file, then (one by one, from the error message)
+    # classes that only appear at load time, e.g. numpy's dtype classes.
+    names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    allowed, rejected = [], []
+    for _ in range(32):
+        for name in names:
+            obj = _trusted_global(name)
+            if obj is None:
+                rejected.append(name)
+            else:
+                allowed.append((obj, name))
+        if rejected:
+            break
         try:
-            with torch.serialization.safe_globals(resolved):
+            with torch.serialization.safe_globals(allowed):
                 return torch.load(
                     path, map_location='cpu', weights_only=True)
-        except Exception as err:  # noqa: BLE001
+        except pickle.UnpicklingError as err:
             error = err
+        names = [
+            n for n in _GLOBAL_IN_ERROR.findall(str(error))
+            if n not in {name for _, name in allowed}
+        ]
+        if not names:
+            break
     if allow_unsafe:
         warnings.warn(f'Loading {path} with weights_only=False')
         return torch.load(path, map_location='cpu', weights_only=False)
     raise RuntimeError(
         f'Cannot load {path} safely (globals outside the allowlist: '
-        f'{rejected}; last error: {error}). Extract the backbone weights '
-        'into a tensors-only file, or pass allow_unsafe=True '
-        '(--unsafe-load) for a file you trust.') from error
+        f'{rejected}; last error: {str(error)[:500]}). Extract the '
+        'backbone weights into a tensors-only file, or pass '
+        'allow_unsafe=True (--unsafe-load) for a file you trust.') from error
 
 
 def _state_dict_of(checkpoint) -> Dict[str, Tensor]:
@@ -287,8 +309,21 @@ def build_backbone(spec: Union[str, dict],
             backbone_cfg['out_type'] = 'raw'
         backbone = MODELS.build(backbone_cfg)
     if hasattr(backbone, 'init_weights'):
-        backbone.init_weights()
-    return backbone.eval()
+        _quiet_init_weights(backbone)
+    backbone.eval()  # (mmpretrain's ``train()`` does not return self)
+    return backbone
+
+
+def _quiet_init_weights(module: nn.Module) -> None:
+    """``init_weights`` without mmengine's per-parameter INFO lines."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        module.init_weights()
+    finally:
+        logger.setLevel(level)
 
 
 def load_backbone_weights(backbone: nn.Module,

@@ -398,7 +398,8 @@ def run_dense_nn_retrieval(backbone: nn.Module,
         ``num_train_images``, ``memory_entries``, ``memory_per_image``,
         ``memory_seconds`` and ``metrics``.
     """
-    backbone = backbone.to(settings.device).eval()
+    backbone = backbone.to(settings.device)
+    backbone.eval()
     train_meta = dataset_meta(train_dataset)
     val_meta = dataset_meta(val_dataset)
     if train_meta['classes'] != val_meta['classes']:

@@ -43,16 +43,12 @@ layer_decay_custom_keys.update({
 })
 layer_decay_custom_keys['backbone.ln1.'] = dict(lr_mult=1., decay_mult=0.)
 
-optimizer = dict(
-    _delete_=True,
-    type='AdamW',
-    lr=1e-4,
-    betas=(0.9, 0.999),
-    weight_decay=0.05)
+optimizer = None  # the SGD of the mmseg base; optim_wrapper is what counts
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=optimizer,
+    optimizer=dict(
+        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     # flat_decay_mult: no weight decay on the 1-D parameters of the neck
     # and heads (biases, BatchNorm) either
     paramwise_cfg=dict(
