@@ -32,8 +32,9 @@ model = dict(
 
 train_dataloader = dict(batch_size=16, num_workers=2)
 
-max_epochs = 6
+max_epochs = 10
 warmup_epochs = 1
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, end_factor=1.0, by_epoch=True,
          begin=0, end=warmup_epochs, convert_to_iter_based=True),
@@ -60,5 +61,5 @@ default_hooks = dict(
     logger=dict(interval=4),
     checkpoint=dict(interval=1, max_keep_ckpts=2))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
-# lr for the demo's batch of 16 as if scaled from 256
-auto_scale_lr = dict(base_batch_size=256, enable=True)
+# the lr above is used as is: a short run needs more than 5e-4 * 16 / 256
+auto_scale_lr = dict(base_batch_size=16, enable=False)

@@ -443,5 +443,9 @@ def cluster_images(model,
 
 
 def _labels_grid(assignment: torch.Tensor, grid: Tuple[int, int]):
+    """Lowest member cluster of every patch (-1 for none) as a grid."""
     from .masks import hard_labels, labels_to_grid
-    return labels_to_grid(hard_labels(assignment), grid)
+    member = (assignment > 0).cpu().numpy()
+    labels = hard_labels(member)
+    labels[~member.any(axis=-1)] = -1
+    return labels_to_grid(labels, grid)

@@ -1,0 +1,50 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Drawing helpers of the analysis tools (``tools/analysis/``).
+
+* :mod:`.colors`, :mod:`.masks`, :mod:`.drawing`: pure NumPy functions
+  (palettes, label maps, overlays, layout).
+* :mod:`.annotate`: texts and boxes through mmengine's ``Visualizer``.
+* :mod:`.figures`: the composed pictures (object clusters, neighbour pairs).
+* :mod:`.curves`: training curves from mmengine's scalar logs.
+* :mod:`.inference`: load a CrIBo checkpoint, make seeded views and cluster
+  them as in training.
+"""
+from .annotate import (BoxItem, TextItem, annotate, display_available,
+                       show_image)
+from .colors import (FAIL_COLOR, INVALID_COLOR, PASS_COLOR, VIEW_COLORS,
+                     object_palette)
+from .curves import (find_scalar_logs, load_training_records,
+                     moving_average, read_scalar_log, render_training_curves,
+                     training_series)
+from .drawing import (add_frame, as_rgb_uint8, blank, highlight_mask,
+                      hstack_panels, overlay_objects, pad_image,
+                      resize_to_height, vstack_panels)
+from .figures import (add_header, compose_neighbour_pair,
+                      compose_object_clusters, compose_placeholder,
+                      object_mask_in_original, render, shift_items, tile)
+from .inference import (ImageObjects, TwoViewSample, cluster_images,
+                        clustering_init_index, collect_image_infos,
+                        build_view_pipeline, load_cribo_model,
+                        prepare_sample, seed_everything)
+from .io import load_png, save_png
+from .masks import (hard_labels, hatch_mask, label_boundaries,
+                    labels_to_grid, mask_anchor, resize_labels,
+                    view_to_original)
+
+__all__ = [
+    'BoxItem', 'TextItem', 'annotate', 'display_available', 'show_image',
+    'FAIL_COLOR', 'INVALID_COLOR', 'PASS_COLOR', 'VIEW_COLORS',
+    'object_palette', 'find_scalar_logs', 'load_training_records',
+    'moving_average', 'read_scalar_log', 'render_training_curves',
+    'training_series', 'add_frame', 'as_rgb_uint8', 'blank',
+    'highlight_mask', 'hstack_panels', 'overlay_objects', 'pad_image',
+    'resize_to_height', 'vstack_panels', 'add_header',
+    'compose_neighbour_pair', 'compose_object_clusters',
+    'compose_placeholder', 'object_mask_in_original', 'render',
+    'shift_items', 'tile', 'ImageObjects', 'TwoViewSample',
+    'build_view_pipeline', 'cluster_images', 'clustering_init_index',
+    'collect_image_infos', 'load_cribo_model', 'prepare_sample',
+    'seed_everything', 'load_png', 'save_png', 'hard_labels', 'hatch_mask',
+    'label_boundaries', 'labels_to_grid', 'mask_anchor', 'resize_labels',
+    'view_to_original'
+]
