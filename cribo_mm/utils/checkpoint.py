@@ -46,13 +46,13 @@ from torch import Tensor
 
 __all__ = [
     'CheckpointError', 'DisallowedObjectError', 'DEFAULT_ALLOWED_GLOBALS',
-    'TRUSTED_GLOBAL_PREFIXES',
-    'safe_load', 'load_trusted_checkpoint', 'detect_layout',
-    'strip_prefix', 'add_prefix', 'official_vit_to_mmpretrain',
-    'mmpretrain_vit_to_official', 'legacy_weight_norm_to_parametrized',
-    'parametrized_weight_norm_to_legacy', 'infer_vit_arch',
-    'validate_vit_state_dict', 'infer_head_arch', 'official_to_cribo_mm',
-    'extract_backbone', 'make_backbone_checkpoint', 'save_checkpoint'
+    'TRUSTED_GLOBAL_PREFIXES', 'safe_load', 'load_trusted_checkpoint',
+    'detect_layout', 'strip_prefix', 'add_prefix',
+    'official_vit_to_mmpretrain', 'mmpretrain_vit_to_official',
+    'legacy_weight_norm_to_parametrized', 'parametrized_weight_norm_to_legacy',
+    'infer_vit_arch', 'validate_vit_state_dict', 'infer_head_arch',
+    'official_to_cribo_mm', 'extract_backbone', 'make_backbone_checkpoint',
+    'save_checkpoint'
 ]
 
 #: Non-tensor types found in the authors' released checkpoints.
@@ -96,9 +96,9 @@ def _describe(path: str) -> str:
         return path
 
 
-def safe_load(path: str,
-              allowed_globals: Iterable[type] = DEFAULT_ALLOWED_GLOBALS
-              ) -> Any:
+def safe_load(
+        path: str,
+        allowed_globals: Iterable[type] = DEFAULT_ALLOWED_GLOBALS) -> Any:
     """Load a checkpoint with ``torch.load(weights_only=True)``.
 
     Only tensors, Python containers and scalars, and the types in
@@ -140,22 +140,22 @@ def safe_load(path: str,
             raise DisallowedObjectError(
                 f'{_describe(path)} contains Python objects outside the '
                 f'allow-list ({", ".join(sorted(set(refused)))}); refusing '
-                'to unpickle them. Only tensors, containers, scalars and '
-                + ', '.join(f'{t.__module__}.{t.__qualname__}'
-                            for t in allowed_globals) + ' are accepted.',
+                'to unpickle them. Only tensors, containers, scalars and ' +
+                ', '.join(f'{t.__module__}.{t.__qualname__}'
+                          for t in allowed_globals) + ' are accepted.',
                 refused) from e
         detail = re.search(r'WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)',
                            str(e), re.S)
         raise CheckpointError(
             f'{_describe(path)} is not a valid torch checkpoint (corrupted '
-            'or truncated?): malformed pickle data'
-            + (f' ({detail.group(1).strip()})' if detail else '')) from e
+            'or truncated?): malformed pickle data' +
+            (f' ({detail.group(1).strip()})' if detail else '')) from e
     except EOFError as e:
         raise CheckpointError(
             f'{_describe(path)} is empty or truncated (unexpected end of '
             'file)') from e
-    except (RuntimeError, zipfile.BadZipFile, KeyError, IndexError,
-            OSError, ValueError, TypeError) as e:
+    except (RuntimeError, zipfile.BadZipFile, KeyError, IndexError, OSError,
+            ValueError, TypeError) as e:
         raise CheckpointError(
             f'{_describe(path)} is not a readable torch checkpoint '
             f'(corrupted or truncated?): {_first_line(e)}') from e
@@ -203,8 +203,8 @@ def load_trusted_checkpoint(path: str) -> Any:
     try:
         return safe_load(path)
     except DisallowedObjectError as e:
-        scan = getattr(torch.serialization,
-                       'get_unsafe_globals_in_checkpoint', None)
+        scan = getattr(torch.serialization, 'get_unsafe_globals_in_checkpoint',
+                       None)
         refs = scan(osp.expanduser(str(path))) if scan else e.globals
         foreign = [
             g for g in refs if not str(g).startswith(TRUSTED_GLOBAL_PREFIXES)
@@ -226,8 +226,8 @@ def _is_plain(obj: Any) -> bool:
     if isinstance(obj, (list, tuple)):
         return all(_is_plain(v) for v in obj)
     if isinstance(obj, dict):
-        return all(isinstance(k, (str, int)) and _is_plain(v)
-                   for k, v in obj.items())
+        return all(
+            isinstance(k, (str, int)) and _is_plain(v) for k, v in obj.items())
     return False
 
 
@@ -383,8 +383,8 @@ def official_vit_to_mmpretrain(
     Raises:
         CheckpointError: A key has no mmpretrain counterpart.
     """
-    return _rename(state_dict, dict(_TOP_RULES), dict(_BLOCK_RULES),
-                   'blocks', 'layers', 'official')
+    return _rename(state_dict, dict(_TOP_RULES), dict(_BLOCK_RULES), 'blocks',
+                   'layers', 'official')
 
 
 def mmpretrain_vit_to_official(
@@ -558,8 +558,8 @@ def validate_vit_state_dict(state_dict: Mapping[str, Tensor],
             parts.append(f'missing: {_short(missing)}')
         if unexpected:
             parts.append(f'unexpected: {_short(unexpected)}')
-        raise CheckpointError('incomplete mmpretrain ViT state dict; '
-                              + '; '.join(parts))
+        raise CheckpointError('incomplete mmpretrain ViT state dict; ' +
+                              '; '.join(parts))
     dim = arch['embed_dims']
     for key, shape in (('layers.0.attn.qkv.weight', (3 * dim, dim)),
                        ('layers.0.attn.proj.weight', (dim, dim)),
@@ -605,16 +605,16 @@ def infer_head_arch(state_dict: Mapping[str, Tensor]) -> Dict[str, Any]:
     ]
     missing = [k for k in gains if k not in sd]
     if not linears or missing:
-        raise CheckpointError(
-            'not a CrIBo projection head: '
-            + ('no MLP weights (mlp.*)' if not linears else
-               f'missing {_short(missing)}') + f' (found {_short(sd)})')
+        raise CheckpointError('not a CrIBo projection head: ' +
+                              ('no MLP weights (mlp.*)' if not linears else
+                               f'missing {_short(missing)}') +
+                              f' (found {_short(sd)})')
     return dict(
         in_channels=int(linears[0].shape[1]),
         out_channels=int(sd[gains[0]].shape[0]),
         out_channels_objects=int(sd[gains[1]].shape[0]),
-        hidden_channels=int(linears[0].shape[0]) if len(linears) > 1 else
-        int(linears[-1].shape[0]),
+        hidden_channels=int(linears[0].shape[0])
+        if len(linears) > 1 else int(linears[-1].shape[0]),
         bottleneck_channels=int(linears[-1].shape[0]),
         num_layers=len(linears),
         use_bn=any(k.endswith('running_mean') for k in sd))
@@ -656,9 +656,9 @@ def detect_layout(checkpoint: Any) -> str:
         f'backbone file; top-level keys: {_short(checkpoint)}')
 
 
-def _official_parts(checkpoint: Mapping, which: str
-                    ) -> Tuple['OrderedDict[str, Tensor]',
-                               'OrderedDict[str, Tensor]']:
+def _official_parts(
+    checkpoint: Mapping, which: str
+) -> Tuple['OrderedDict[str, Tensor]', 'OrderedDict[str, Tensor]']:
     """mmpretrain backbone and parametrized head of an official network."""
     state = checkpoint.get(which)
     if not isinstance(state, Mapping) or not state:
@@ -762,8 +762,8 @@ def official_to_cribo_mm(checkpoint: Mapping,
 
     epoch = int(checkpoint.get('epoch', 0))
     if teacher_steps is None:
-        teacher_steps = (epoch * int(iters_per_epoch)
-                         if iters_per_epoch else max(epoch, 1))
+        teacher_steps = (
+            epoch * int(iters_per_epoch) if iters_per_epoch else max(epoch, 1))
     if int(teacher_steps) <= 0:
         raise CheckpointError(
             f'teacher_steps must be > 0, got {teacher_steps}: with 0 the '
@@ -803,8 +803,7 @@ def official_to_cribo_mm(checkpoint: Mapping,
     state.update(add_prefix(student_head, 'neck.'))
     state.update(add_prefix(teacher_bb, _TEACHER_PREFIX))
     state.update(add_prefix(teacher_head, _TEACHER_NECK_PREFIX))
-    state['teacher.steps'] = torch.tensor(int(teacher_steps),
-                                          dtype=torch.long)
+    state['teacher.steps'] = torch.tensor(int(teacher_steps), dtype=torch.long)
     state['head.center'] = centers['center']
     state['head.center_c'] = centers['center_c']
     state['memory_bank.objects'] = queue

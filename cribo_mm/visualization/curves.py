@@ -18,7 +18,7 @@ from .colors import rgb_to_float
 __all__ = [
     'LOSS_KEYS', 'CURVE_KEYS', 'find_scalar_logs', 'read_scalar_log',
     'load_training_records', 'training_series', 'moving_average',
-    'epoch_starts', 'render_training_curves'
+    'epoch_starts', 'off_spans', 'render_training_curves'
 ]
 
 #: The three CrIBo loss terms.
@@ -106,8 +106,7 @@ def _is_training(rec: Dict) -> bool:
     return any(k in rec for k in LOSS_KEYS + ('loss', ))
 
 
-def load_training_records(path: str, all_runs: bool = False,
-                          x_key: str = 'step') -> List[Dict]:
+def load_training_records(path: str, all_runs: bool = False) -> List[Dict]:
     """Training records of the latest run (or of all runs) of a work dir.
 
     Args:
@@ -115,10 +114,10 @@ def load_training_records(path: str, all_runs: bool = False,
         all_runs (bool): Merge every run (resumed trainings), a later run
             replacing the records of the steps it repeats. Otherwise use
             the latest run that logged a loss. Defaults to False.
-        x_key (str): Step key used to merge and sort. Defaults to 'step'.
 
     Returns:
-        list[dict]: Records with a loss, sorted by ``x_key``.
+        list[dict]: Records with a loss, sorted by ``step`` (``iter`` when
+        a record has no ``step``).
 
     Raises:
         ValueError: If no run logged a loss.
@@ -133,7 +132,7 @@ def load_training_records(path: str, all_runs: bool = False,
     merged: Dict = {}
     for run in runs:
         for i, rec in enumerate(run):
-            merged[rec.get(x_key, rec.get('iter', i))] = rec
+            merged[rec.get('step', rec.get('iter', i))] = rec
     return [merged[k] for k in sorted(merged)]
 
 
@@ -148,23 +147,46 @@ def training_series(records: Sequence[Dict],
         keys (Sequence[str]): Keys to extract. Defaults to
             :data:`CURVE_KEYS`.
         x_key (str): Key of the x values ('step', 'iter' or 'epoch'); a
-            record without it gets its position. Defaults to 'step'.
+            record without it gets its position. With 'epoch' the records
+            of epoch e are spread evenly over (e - 1, e]. Defaults to
+            'step'.
 
     Returns:
         dict[str, tuple[np.ndarray, np.ndarray]]: float64 (x, y) for every
         key present in at least one record.
     """
+    if x_key == 'epoch':
+        positions = _fractional_epochs(records)
+    else:
+        positions = [
+            float(rec.get(x_key, rec.get('iter', i + 1)))
+            for i, rec in enumerate(records)
+        ]
     series = {}
     for key in keys:
         xs, ys = [], []
         for i, rec in enumerate(records):
             value = rec.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                xs.append(float(rec.get(x_key, rec.get('iter', i + 1))))
+                xs.append(positions[i])
                 ys.append(float(value))
         if xs:
             series[key] = (np.asarray(xs), np.asarray(ys))
     return series
+
+
+def _fractional_epochs(records: Sequence[Dict]) -> List[float]:
+    """Epoch e's records at e - 1 + (j + 1) / n_e, j = 0..n_e - 1."""
+    epochs = [int(rec.get('epoch', 1)) for rec in records]
+    counts: Dict[int, int] = {}
+    for e in epochs:
+        counts[e] = counts.get(e, 0) + 1
+    seen: Dict[int, int] = {}
+    out = []
+    for e in epochs:
+        seen[e] = seen.get(e, 0) + 1
+        out.append(e - 1 + seen[e] / counts[e])
+    return out
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -188,33 +210,48 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 def epoch_starts(series: Dict[str, Tuple[np.ndarray, np.ndarray]]
                  ) -> List[Tuple[float, int]]:
-    """x positions where a new epoch begins (from the ``epoch`` series).
+    """Epoch boundaries (from the ``epoch`` series).
+
+    The boundary is put at the last logged x of the previous epoch, which
+    is exact when the logging interval divides the epoch length.
 
     Args:
         series (dict): Output of :func:`training_series` with 'epoch'.
 
     Returns:
-        list[tuple[float, int]]: (first x of the epoch, epoch) for every
-        epoch after the first one logged.
+        list[tuple[float, int]]: (boundary x, new epoch) for every epoch
+        after the first one logged.
     """
     if 'epoch' not in series:
         return []
     xs, epochs = series['epoch']
-    return [(float(xs[i]), int(epochs[i])) for i in range(1, len(xs))
+    return [(float(xs[i - 1]), int(epochs[i])) for i in range(1, len(xs))
             if epochs[i] != epochs[i - 1]]
 
 
-def _off_spans(xs: np.ndarray, on: np.ndarray) -> List[Tuple[float, float]]:
-    """Contiguous x ranges where ``on`` is 0."""
+def off_spans(xs: np.ndarray, on: np.ndarray) -> List[Tuple[float, float]]:
+    """Contiguous x ranges where a flag is 0.
+
+    A range runs from its first to its last logged x (to the next logged x
+    when it holds a single point).
+
+    Args:
+        xs (np.ndarray): (N,) sorted x values.
+        on (np.ndarray): (N,) flag values.
+
+    Returns:
+        list[tuple[float, float]]: (start, end) per range.
+    """
     spans, start = [], None
-    for x, flag in zip(xs, on):
+    for i, (x, flag) in enumerate(zip(xs, on)):
         if flag == 0 and start is None:
-            start = x
-        elif flag != 0 and start is not None:
-            spans.append((start, x))
+            start = i
+        if start is not None and (flag != 0 or i == len(xs) - 1):
+            last = i - 1 if flag != 0 else i
+            end = xs[last] if last > start else xs[min(last + 1,
+                                                       len(xs) - 1)]
+            spans.append((float(xs[start]), float(end)))
             start = None
-    if start is not None:
-        spans.append((start, xs[-1]))
     return spans
 
 
@@ -223,10 +260,11 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
                            dpi: int = 100,
                            smooth: int = 1,
                            title: Optional[str] = None,
-                           x_label: str = 'iteration') -> np.ndarray:
+                           x_label: str = 'iteration',
+                           show_total: bool = False) -> np.ndarray:
     """Three panels: loss terms, cycle-consistent share, objects per image.
 
-    Panel 1 shows the three loss terms (and the total, thin grey); the
+    Panel 1 shows the three loss terms (and optionally the total); the
     iterations where the cross-image term is disabled (``crossimage_enabled``
     = 0, e.g. the first epoch) are shaded. Panel 2 shows the share of
     cycle-consistent pairs in percent (and the bank fill, dotted). Panel 3
@@ -243,6 +281,7 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
             values are drawn faintly behind). Defaults to 1 (no smoothing).
         title (str, optional): Figure title.
         x_label (str): Label of the x axis. Defaults to 'iteration'.
+        show_total (bool): Also plot the total loss. Defaults to False.
 
     Returns:
         np.ndarray: uint8 RGB (height, width, 3).
@@ -251,7 +290,8 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
     from matplotlib.figure import Figure
 
     width, height = (int(s) for s in size)
-    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    fig = Figure(
+        figsize=(width / dpi, height / dpi), dpi=dpi, layout='constrained')
     canvas = FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
     epochs = epoch_starts(series)
@@ -282,15 +322,16 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
         if not drawn:
             ax.text(0.5, 0.5, 'not logged', transform=ax.transAxes,
                     ha='center', va='center', color='0.4')
-        elif ax.get_legend_handles_labels()[0]:
+        elif len(ax.get_legend_handles_labels()[0]) > 1:
             ax.legend(fontsize=7, loc='best', framealpha=0.8)
 
     ax = axes[0]
     drawn = [plot(ax, k) for k in LOSS_KEYS]
-    plot(ax, 'loss', width_=0.9, label='total')
+    if show_total:
+        plot(ax, 'loss', width_=0.9, label='total')
     if 'crossimage_enabled' in series:
         xs, on = series['crossimage_enabled']
-        for i, (lo, hi) in enumerate(_off_spans(xs, on)):
+        for i, (lo, hi) in enumerate(off_spans(xs, on)):
             ax.axvspan(lo, hi, color='0.85', alpha=0.6, lw=0,
                        label='cross-image off' if i == 0 else None)
     finish(ax, 'loss terms', 'loss', any(drawn))
@@ -311,9 +352,6 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
 
     if title:
         fig.suptitle(title, fontsize=11)
-        fig.tight_layout(rect=(0, 0, 1, 0.95))
-    else:
-        fig.tight_layout()
     canvas.draw()
     buf = np.asarray(canvas.buffer_rgba())
     return np.ascontiguousarray(buf[..., :3])

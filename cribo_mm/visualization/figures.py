@@ -22,7 +22,7 @@ from .masks import mask_anchor, resize_labels, view_to_original
 __all__ = [
     'Figure', 'shift_items', 'render', 'tile', 'compose_object_clusters',
     'compose_neighbour_pair', 'compose_placeholder', 'add_header',
-    'object_mask_in_original', 'HIGHLIGHT_COLOR'
+    'object_mask_in_original', 'wrap_text', 'HIGHLIGHT_COLOR'
 ]
 
 #: (pixels, items) of a composed figure.
@@ -121,15 +121,40 @@ def add_header(figure: Figure, lines: Sequence[str], margin: int = _MARGIN,
         Figure: The framed figure.
     """
     pixels, items = figure
+    wrapped = []
+    for i, line in enumerate(lines):
+        wrapped += [(i, part) for part in wrap_text(
+            line, pixels.shape[1], size + 1.5 * (i == 0))]
+    lines = wrapped
     head = _TITLE_H + line_height * max(0, len(lines) - 1) if lines else 0
     out = pad_image(pixels, margin + head, margin, margin, margin, _WHITE)
     new = []
-    for i, line in enumerate(lines):
+    for i, (src, line) in enumerate(lines):
         y = margin + (0 if i == 0 else _TITLE_H + (i - 1) * line_height)
         new.append(
-            TextItem(line, (margin, y + 3), size=size + 1.5 * (i == 0),
+            TextItem(line, (margin, y + 3), size=size + 1.5 * (src == 0),
                      color=_DARK))
     return out, new + shift_items(items, margin, margin + head)
+
+
+def wrap_text(text: str, width: int, size: float) -> List[str]:
+    """Split a line so that each part fits ``width`` pixels.
+
+    The width of a character is estimated for DejaVu Sans (0.6 em on
+    average) at the Visualizer's 100 dpi.
+
+    Args:
+        text (str): The line.
+        width (int): Available pixels.
+        size (float): Font size in points.
+
+    Returns:
+        list[str]: One or more lines.
+    """
+    import textwrap
+    char_px = 0.6 * size * 100. / 72.
+    max_chars = max(10, int(width / char_px))
+    return textwrap.wrap(text, max_chars) or ['']
 
 
 def _caption(text: str, width: int, color=_DARK, size: float = 8.5,

@@ -1,5 +1,6 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Tensor-level tests of the dense NN retrieval library (known answers)."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -195,7 +196,50 @@ def test_faiss_backend_agrees_with_exact():
         rtol=1e-4)
 
 
-def test_faiss_backend_missing_raises(monkeypatch):
+class _FakeFaiss:
+    """Numpy stand-in with the faiss calls the adapter uses."""
+
+    class IndexFlatIP:
+
+        def __init__(self, dim):
+            self.dim = dim
+            self.data = None
+
+        def add(self, data):
+            assert data.dtype == np.float32 and data.shape[1] == self.dim
+            self.data = data.copy()
+
+        def search(self, query, k):
+            sim = query @ self.data.T
+            idx = np.argsort(-sim, axis=1, kind='stable')[:, :k]
+            return np.take_along_axis(sim, idx, 1), idx.astype(np.int64)
+
+    @staticmethod
+    def normalize_L2(data):
+        data /= np.linalg.norm(data, axis=1, keepdims=True)
+
+
+def test_faiss_adapter_with_a_stand_in_module(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, 'faiss', _FakeFaiss)
+    gen = torch.Generator().manual_seed(6)
+    memory = torch.randn(300, 16, generator=gen)
+    labels = torch.softmax(torch.randn(300, 4, generator=gen), dim=1)
+    query = torch.randn(40, 16, generator=gen)
+    index = build_knn_index(memory, 'faiss')
+    assert len(index) == 300
+    sim, idx = knn_search(query, index, 30, chunk_size=7)
+    ref_sim, ref_idx = knn_search(query, memory, 30)
+    torch.testing.assert_close(sim, ref_sim)
+    assert torch.equal(idx, ref_idx)
+    torch.testing.assert_close(
+        knn_label_transfer(query, memory, labels, backend='faiss'),
+        knn_label_transfer(query, memory, labels))
+    assert knn_search(query, memory[:3], 30, backend='faiss')[0].shape == (
+        40, 3)
+
+
+def test_faiss_backend_missing_raises():
     if faiss_available():
         pytest.skip('faiss is installed')
     with pytest.raises(ImportError, match='faiss'):

@@ -15,8 +15,8 @@ pytest.importorskip('mmcv.ops')  # MMSegmentation needs mmcv's compiled ops
 
 from cribo_mm.evaluation.dense_nn import (  # noqa: E402
     DenseNNSettings, IoUAccumulator, build_backbone, build_memory,
-    build_seg_dataset, dataset_meta, evaluate_retrieval, parse_fraction,
-    run_dense_nn_retrieval, subset_indices)
+    build_seg_dataset, dataset_meta, evaluate_retrieval, format_fraction,
+    parse_fraction, run_dense_nn_retrieval, subset_indices)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'dense_nn_retrieval.py')
@@ -87,6 +87,8 @@ def test_dataset_loading_and_subsets(stripes_data):
     sub = subset_indices(128, parse_fraction('1/8'), 0)
     assert len(sub) == 16 and sub == subset_indices(128, 1 / 8, 0)
     assert sub != subset_indices(128, 1 / 8, 1)
+    assert format_fraction(parse_fraction('1/128')) == '1/128'
+    assert format_fraction(1.0) == '1'
     assert len(subset_indices(10, 1 / 128, 0)) == 1
     with pytest.raises(ValueError):
         parse_fraction('3/2')
@@ -141,10 +143,35 @@ def test_run_with_several_fractions_and_seeds(stripes_data):
         seeds=(0, 1), progress=False, log=lambda msg: None)
     assert [(r['fraction'], r['seed']) for r in result['runs']] == [
         (0.5, 0), (0.5, 1), (1.0, 0), (1.0, 1)]
+    assert result['runs'][0]['fraction_label'] == '1/2'
     assert result['runs'][0]['num_train_images'] == 3
     assert result['runs'][0]['memory_per_image'] == 40 // 6
     for run in result['runs']:
         assert run['metrics']['mIoU'] == pytest.approx(100.0)
+
+
+def test_validation_feature_cache_changes_nothing(stripes_data):
+    train, val = _datasets(stripes_data['config'])
+    torch.manual_seed(0)
+    vit = build_backbone(
+        dict(
+            type='VisionTransformer',
+            arch=dict(
+                embed_dims=32,
+                num_layers=2,
+                num_heads=2,
+                feedforward_channels=64),
+            img_size=64,
+            patch_size=16))
+    results = []
+    for cache_bytes in (1 << 30, 0):
+        settings = DenseNNSettings(
+            img_size=64, aug_epochs=1, val_cache_bytes=cache_bytes)
+        result = run_dense_nn_retrieval(
+            vit, train, val, settings, seeds=(0, 1), progress=False,
+            log=lambda msg: None)
+        results.append([r['metrics']['IoU'] for r in result['runs']])
+    assert results[0] == results[1]
 
 
 def _load_tool():
@@ -186,7 +213,7 @@ def test_tool_end_to_end(stripes_data, tmp_path, capsys):
         str(show), '--show-num', '2', '--no-progress'
     ])
     printed = capsys.readouterr().out
-    assert 'mIoU' in printed and 'IoU @ 0.5' in printed and 'green' in printed
+    assert 'mIoU' in printed and 'IoU @ 1/2' in printed and 'green' in printed
     with open(out) as f:
         saved = json.load(f)
     assert saved['checkpoint_info']['prefix'] == 'teacher.module.0.'
@@ -198,12 +225,13 @@ def test_tool_end_to_end(stripes_data, tmp_path, capsys):
     for run in saved['runs']:
         assert set(run['metrics']['IoU']) == set(stripes_data['classes'])
         assert 0 <= run['metrics']['mIoU'] <= 100
-    assert set(saved['summary']) == {'0.5', '1'}
+    assert set(saved['summary']) == {'1/2', '1'}
     assert not math.isnan(saved['summary']['1']['mIoU'])
     assert result['runs'][0]['metrics']['mIoU'] == saved['runs'][0][
         'metrics']['mIoU']
     pictures = sorted(p.name for p in show.rglob('*.png'))
     assert len(pictures) == 4 * 2
+    assert (show / 'frac1-2_seed1').is_dir()
     from PIL import Image
     first = next(show.rglob('*.png'))
     assert Image.open(first).size == (3 * 80 + 2 * 4, 48)

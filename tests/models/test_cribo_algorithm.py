@@ -151,3 +151,35 @@ def test_autocast_keeps_clustering_and_losses_in_fp32():
         assert torch.isfinite(losses[key])
     # the bank stores fp32 teacher objects
     assert model.memory_bank.objects.dtype == torch.float32
+
+
+@pytest.mark.parametrize('override, message', [
+    (dict(backbone=dict(TINY_VIT, out_type='featmap')), "out_type='raw'"),
+    (dict(memory_bank=dict(type='CrIBoMemoryBank', num_images=8,
+                           num_objects=4, embed_dim=16)),
+     'memory_bank.embed_dim=16'),
+    (dict(object_pooling=dict(type='CrIBoObjectPooling', num_clusters=17),
+          memory_bank=dict(type='CrIBoMemoryBank', num_images=8,
+                           num_objects=17, embed_dim=32)),
+     'larger than the 16 patch tokens'),
+    (dict(head=dict(type='CrIBoLoss', out_dim=16, out_dim_c=13)),
+     'out_dim_c=13'),
+])
+def test_bad_configuration_fails_at_build(override, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_cribo(**override)
+
+
+def test_every_student_parameter_gets_a_gradient_after_warmup():
+    model = tiny_cribo()
+    model.train()
+    for seed in range(2):  # the second step retrieves real bank entries
+        model.zero_grad()
+        losses = model(**model.data_preprocessor(fake_batch(seed=seed),
+                                                 True), mode='loss')
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    missing = [n for n, p in model.named_parameters()
+               if not n.startswith('teacher.') and p.requires_grad
+               and p.grad is None]
+    assert missing == []
+    assert all(p.grad is None for p in model.teacher.parameters())

@@ -66,10 +66,11 @@ def _dataset_kind(name: str) -> str:
 def _mmseg_scope():
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        import_modules_from_strings(
-            ['mmpretrain.models', 'mmseg.models', 'mmseg.datasets',
-             'mmseg.evaluation', 'mmseg.engine', 'mmseg.visualization',
-             'cribo_mm'])
+        import_modules_from_strings([
+            'mmpretrain.models', 'mmseg.models', 'mmseg.datasets',
+            'mmseg.evaluation', 'mmseg.engine', 'mmseg.visualization',
+            'cribo_mm'
+        ])
     init_default_scope('mmseg')
     MMLogger.get_instance('mmengine', log_level='WARNING')
 
@@ -84,8 +85,12 @@ def _load_converter():
 # ----------------------------------------------------------------------
 # tiny generated data sets
 # ----------------------------------------------------------------------
-def _write_pair(img_path: Path, seg_path: Path, rng, num_classes: int,
-                offset: int, ignore: int = 255):
+def _write_pair(img_path: Path,
+                seg_path: Path,
+                rng,
+                num_classes: int,
+                offset: int,
+                ignore: int = 255):
     import mmcv
     h, w = IMAGE_HW
     img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -123,9 +128,13 @@ def seg_data(tmp_path_factory):
         for i in range(count):
             name = f'ADE_{split}_{i:08d}'
             # 0 = "other" is ignored (reduce_zero_label), classes 1..150
-            _write_pair(ade / 'images' / split / f'{name}.jpg',
-                        ade / 'annotations' / split / f'{name}.png', rng,
-                        150, 1, ignore=0)
+            _write_pair(
+                ade / 'images' / split / f'{name}.jpg',
+                ade / 'annotations' / split / f'{name}.png',
+                rng,
+                150,
+                1,
+                ignore=0)
     roots['ade20k'] = str(ade)
 
     camvid = base / 'camvid'
@@ -260,7 +269,10 @@ class _Probe(Hook):
             for k, v in backbone.state_dict().items()
         }
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         backbone = runner.model.backbone
         blocks = [backbone.patch_embed, *backbone.layers]
@@ -296,11 +308,13 @@ def test_config_builds(name):
     backbone = cfg.model.backbone
     assert backbone.type.startswith('mmpretrain.')
     assert backbone.init_cfg == dict(
-        type='Pretrained', checkpoint=backbone.init_cfg.checkpoint,
+        type='Pretrained',
+        checkpoint=backbone.init_cfg.checkpoint,
         prefix='backbone.')
     # mmseg ViT options must not leak into the mmpretrain backbone
-    assert not {'embed_dims', 'num_layers', 'mlp_ratio', 'norm_eval',
-                'with_cls_token'} & set(backbone)
+    assert not {
+        'embed_dims', 'num_layers', 'mlp_ratio', 'norm_eval', 'with_cls_token'
+    } & set(backbone)
     model = MODELS.build(cfg.model)
     dim = 768 if name.startswith('vit-b16') else 384
     assert model.backbone.embed_dims == dim
@@ -328,8 +342,7 @@ def test_config_builds(name):
     'vit-b16_upernet_8xb2-160k_ade20k-512x512.py',
     'vit-s16_upernet_8xb2-40k_voc12aug-512x512.py',
 ])
-def test_converted_weights_load_without_missing_keys(name,
-                                                     tiny_backbone_file):
+def test_converted_weights_load_without_missing_keys(name, tiny_backbone_file):
     from mmseg.registry import MODELS
 
     from cribo_mm.utils.checkpoint import safe_load, strip_prefix
@@ -358,8 +371,7 @@ def test_layer_wise_lr_decay():
     from mmengine.optim import build_optim_wrapper
     from mmseg.registry import MODELS
     cfg = shrink(
-        _config('vit-s16_upernet_8xb2-160k_ade20k-512x512.py'), '.', '',
-        '.')
+        _config('vit-s16_upernet_8xb2-160k_ade20k-512x512.py'), '.', '', '.')
     model = MODELS.build(cfg.model)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     base_lr, base_wd, rate = 1e-4, 0.05, 0.65
@@ -450,8 +462,7 @@ def test_linear_head_trains_backbone_frozen(tiny_backbone_file):
     samples = []
     for _ in range(2):
         sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, 21, (1, *CROP)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 21, (1, *CROP)))
         sample.set_metainfo(dict(img_shape=CROP, pad_shape=CROP))
         samples.append(sample)
     data = dict(

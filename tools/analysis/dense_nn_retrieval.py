@@ -51,7 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         'checkpoint',
         help='checkpoint file (cribo-mm Runner checkpoint, backbone-only or '
-        'converted official weights), or "none" for random weights')
+        'converted official weights), a work dir (its last_checkpoint), or '
+        '"none" for random weights')
     parser.add_argument(
         '--dataset',
         help='MMSegmentation dataset config holding the training and '
@@ -263,6 +264,12 @@ def _mean_std(values: List[float]):
     return mean, math.sqrt(var) if len(values) > 1 else 0.0
 
 
+def format_fraction(value: float) -> str:
+    """``'1/128'`` for 0.0078125 (see cribo_mm's ``format_fraction``)."""
+    from cribo_mm.evaluation.dense_nn import format_fraction as fmt
+    return fmt(value)
+
+
 def summarise(result: Dict) -> Dict:
     """Mean and std of mIoU/mAcc/aAcc and per-class IoU over seeds, per
     fraction."""
@@ -281,7 +288,7 @@ def summarise(result: Dict) -> Dict:
             c: _mean_std([r['metrics']['IoU'][c] for r in runs])[0]
             for c in classes
         }
-        out[f'{fraction:g}'] = entry
+        out[format_fraction(fraction)] = entry
     return out
 
 
@@ -291,7 +298,7 @@ def format_tables(result: Dict) -> str:
     for run in result['runs']:
         m = run['metrics']
         rows.append([
-            f"{run['fraction']:g}",
+            format_fraction(run['fraction']),
             str(run['seed']),
             str(run['num_train_images']),
             str(run['memory_entries']),
@@ -370,11 +377,17 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     # backbone
     torch.manual_seed(args.init_seed)
     backbone = build_backbone(args.config, args.cfg_options)
-    if args.checkpoint.lower() in ('none', 'random', ''):
+    checkpoint = args.checkpoint
+    if osp.isdir(checkpoint):  # a work dir: its last checkpoint
+        with open(osp.join(checkpoint, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+        print(f'[dense-nn] checkpoint: {checkpoint}')
+    if checkpoint.lower() in ('none', 'random', ''):
         ckpt_info = dict(prefix=None, loaded=0, random_init=True)
     else:
-        ckpt_info = load_backbone_weights(backbone, args.checkpoint,
-                                          args.prefix, args.unsafe_load)
+        ckpt_info = load_backbone_weights(backbone, checkpoint, args.prefix,
+                                          args.unsafe_load)
+        ckpt_info['file'] = checkpoint
         ckpt_info['missing_keys'] = ckpt_info['missing_keys'][:50]
         ckpt_info['unexpected_keys'] = ckpt_info['unexpected_keys'][:50]
     print(f'[dense-nn] backbone {type(backbone).__name__}, weights: '
@@ -427,8 +440,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
             folder = args.show_dir
             if num_runs > 1:
                 folder = osp.join(
-                    folder, f"frac{run['fraction']:g}_seed{run['seed']}"
-                    .replace('/', '_'))
+                    folder, 'frac{}_seed{}'.format(
+                        format_fraction(run['fraction']).replace('/', '-'),
+                        run['seed']))
                 mkdir_or_exist(folder)
             Image.fromarray(picture).save(osp.join(folder, f'{stem}.png'))
 

@@ -100,7 +100,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--out',
         default='work_dirs/vis_neighbours/neighbours.png',
         help='output PNG (default: work_dirs/vis_neighbours/'
-        'neighbours.png); the pair list goes next to it as .json')
+        'neighbours.png)')
+    parser.add_argument(
+        '--json',
+        help='pair list of every query object (default: next to --out, '
+        'with .json; "none" to skip)')
     args = parser.parse_args(argv)
     if args.panel_size is None:
         args.panel_size = 150
@@ -173,8 +177,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         argv (list[str], optional): Arguments (default: ``sys.argv``).
 
     Returns:
-        dict: ``png`` and ``json`` paths and the ``pairs`` (every query
-        object).
+        dict: ``png`` and ``json`` paths (``json`` None when skipped) and
+        the ``pairs`` (every query object).
     """
     args = parse_args(argv)
     import numpy as np
@@ -327,7 +331,20 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     fig = add_header(tile(figures, args.cols, gap=8), header, size=8.5)
     picture = render(fig)
     png = save_png(picture, args.out, args.colors)
-    json_path = osp.splitext(png)[0] + '.json'
+    json_path = args.json or osp.splitext(png)[0] + '.json'
+    if json_path.lower() == 'none':
+        json_path = None
+    else:
+        _write_json(json_path, args, int(num_valid), share, pairs)
+    print(f'wrote {png}' + (f'\nwrote {json_path}' if json_path else ''))
+    if args.show:
+        show_image(picture, osp.basename(png), args.wait_time)
+    return dict(png=png, json=json_path, pairs=pairs)
+
+
+def _write_json(json_path: str, args, num_valid: int, share: float,
+                pairs: List[Dict]) -> None:
+    """Write the pair list."""
     os.makedirs(osp.dirname(osp.abspath(json_path)), exist_ok=True)
     with open(json_path, 'w') as f:
         json.dump(
@@ -336,16 +353,12 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                 checkpoint=args.checkpoint,
                 seed=args.seed,
                 checkpoint_bank=bool(args.checkpoint_bank),
-                bank_objects=int(num_valid),
+                bank_objects=num_valid,
                 cycle_consistent_share=share,
                 pairs=[{k: v for k, v in p.items() if k != 'item'}
                        for p in pairs]),
             f,
             indent=1)
-    print(f'wrote {png}\nwrote {json_path}')
-    if args.show:
-        show_image(picture, osp.basename(png), args.wait_time)
-    return dict(png=png, json=json_path, pairs=pairs)
 
 
 def _data_cfg_for_bank(args):

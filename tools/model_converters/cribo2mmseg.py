@@ -29,10 +29,11 @@ import argparse
 import os.path as osp
 import sys
 
-from cribo_mm.utils.checkpoint import (extract_backbone,
+from cribo_mm.utils.checkpoint import (CheckpointError, extract_backbone,
                                        load_trusted_checkpoint,
                                        make_backbone_checkpoint, safe_load,
-                                       save_checkpoint, validate_vit_state_dict)
+                                       save_checkpoint,
+                                       validate_vit_state_dict)
 
 
 def parse_args(argv=None):
@@ -64,8 +65,8 @@ def main(argv=None):
         for key in ('epoch', 'iter'):
             if isinstance(src_meta.get(key), int):
                 meta[key] = src_meta[key]
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('epoch'),
-                                                   int):
+    if isinstance(checkpoint, dict) and isinstance(
+            checkpoint.get('epoch'), int):
         meta['epoch'] = checkpoint['epoch']
     out = make_backbone_checkpoint(backbone, meta)
     save_checkpoint(out, args.dst)
@@ -77,4 +78,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (CheckpointError, FileNotFoundError) as error:
+        sys.exit(f'error: {error}')

@@ -30,7 +30,7 @@ import argparse
 import os.path as osp
 import sys
 
-from cribo_mm.utils.checkpoint import (extract_backbone,
+from cribo_mm.utils.checkpoint import (CheckpointError, extract_backbone,
                                        make_backbone_checkpoint,
                                        official_to_cribo_mm, safe_load,
                                        save_checkpoint)
@@ -96,4 +96,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (CheckpointError, FileNotFoundError) as error:
+        sys.exit(f'error: {error}')

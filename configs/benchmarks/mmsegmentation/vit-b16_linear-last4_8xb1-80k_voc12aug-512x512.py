@@ -7,6 +7,5 @@ _base_ = './vit-b16_linear_8xb1-80k_voc12aug-512x512.py'
 model = dict(
     backbone=dict(out_indices=(8, 9, 10, 11)),
     decode_head=dict(
-        in_channels=[768, 768, 768, 768],
-        in_index=[0, 1, 2, 3],
+        in_channels=[768, 768, 768, 768], in_index=[0, 1, 2, 3],
         channels=3072))

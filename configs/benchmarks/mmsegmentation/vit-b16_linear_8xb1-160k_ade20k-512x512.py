@@ -1,6 +1,6 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-# CrIBo ViT-B/16, linear segmentation on the frozen backbone, ADE20K (150 classes),
-# 512x512 crops, 160k iterations at 8 GPUs x 1 image (the authors'
+# CrIBo ViT-B/16, linear segmentation on the frozen backbone, ADE20K (150
+# classes), 512x512 crops, 160k iterations at 8 GPUs x 1 image (the authors'
 # protocol). Weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 # with PATH written by tools/model_converters/cribo2mmseg.py.
 _base_ = [
@@ -15,8 +15,7 @@ custom_imports = dict(
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
-    data_preprocessor=data_preprocessor,
-    decode_head=dict(num_classes=150))
+    data_preprocessor=data_preprocessor, decode_head=dict(num_classes=150))
 train_dataloader = dict(batch_size=1)
 val_dataloader = dict(batch_size=1)
 test_dataloader = val_dataloader

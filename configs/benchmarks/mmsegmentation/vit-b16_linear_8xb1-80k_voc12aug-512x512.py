@@ -1,8 +1,9 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-# CrIBo ViT-B/16, linear segmentation on the frozen backbone, Pascal VOC 2012 + SBD aug (21 classes),
-# 512x512 crops, 80k iterations at 8 GPUs x 1 image (the authors'
-# protocol). Weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH
-# with PATH written by tools/model_converters/cribo2mmseg.py.
+# CrIBo ViT-B/16, linear segmentation on the frozen backbone, Pascal VOC 2012 +
+# SBD aug (21 classes), 512x512 crops, 80k iterations at 8 GPUs x 1 image (the
+# authors' protocol). Weights: --cfg-options
+# model.backbone.init_cfg.checkpoint=PATH with PATH written by
+# tools/model_converters/cribo2mmseg.py.
 _base_ = [
     './_base_/models/linear_vit-b16.py',
     'mmseg::_base_/datasets/pascal_voc12_aug.py',
@@ -15,8 +16,7 @@ custom_imports = dict(
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
-    data_preprocessor=data_preprocessor,
-    decode_head=dict(num_classes=21))
+    data_preprocessor=data_preprocessor, decode_head=dict(num_classes=21))
 train_dataloader = dict(batch_size=1)
 val_dataloader = dict(batch_size=1)
 test_dataloader = val_dataloader

@@ -7,6 +7,5 @@ _base_ = './vit-s16_linear_8xb1-80k_voc12aug-512x512.py'
 model = dict(
     backbone=dict(out_indices=(8, 9, 10, 11)),
     decode_head=dict(
-        in_channels=[384, 384, 384, 384],
-        in_index=[0, 1, 2, 3],
+        in_channels=[384, 384, 384, 384], in_index=[0, 1, 2, 3],
         channels=1536))

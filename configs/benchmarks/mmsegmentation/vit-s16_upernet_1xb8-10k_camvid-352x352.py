@@ -22,8 +22,7 @@ model = dict(
     decode_head=dict(num_classes=11),
     auxiliary_head=dict(num_classes=11))
 param_scheduler = [
-    dict(
-        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=500),
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=500),
     dict(
         type='PolyLR',
         eta_min=0.,

@@ -1,9 +1,9 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 # CrIBo ViT-S/16, UperNet fine-tuning (multi-level neck, UPerHead, FCN
-# auxiliary head; layer-wise lr decay 0.65), ADE20K (150 classes), 512x512 crops,
-# 160k iterations at 8 GPUs x 2 images.
-# Weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH with PATH
-# written by tools/model_converters/cribo2mmseg.py.
+# auxiliary head; layer-wise lr decay 0.65), ADE20K (150 classes), 512x512
+# crops, 160k iterations at 8 GPUs x 2 images. Weights: --cfg-options
+# model.backbone.init_cfg.checkpoint=PATH with PATH written by
+# tools/model_converters/cribo2mmseg.py.
 _base_ = [
     './_base_/models/upernet_vit-s16.py',
     'mmseg::_base_/datasets/ade20k.py',

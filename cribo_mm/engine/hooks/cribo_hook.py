@@ -117,10 +117,20 @@ class CrIBoHook(Hook):
 
     # -- hook points --------------------------------------------------------
     def before_train(self, runner) -> None:
+        model = _unwrap(runner.model)
+        loader = runner.train_dataloader
+        global_batch = (loader.batch_size or 0) * runner.world_size
+        bank_images = model.memory_bank.num_images
+        if getattr(model, 'object_terms', True) and \
+                global_batch > bank_images:
+            raise ValueError(
+                f'the memory bank keeps {bank_images} images '
+                '(model.memory_bank.num_images) but one step inserts '
+                f'{global_batch} (batch size x {runner.world_size} ranks); '
+                'the bank must hold at least one global batch')
         optim_wrapper = runner.optim_wrapper
         wrappers = (optim_wrapper.values() if hasattr(optim_wrapper, 'values')
                     else [optim_wrapper])
-        model = _unwrap(runner.model)
         last_layer = {id(p) for p in model.neck.last_layer_parameters()}
         student = {id(p) for n, p in model.named_parameters()
                    if not n.startswith('teacher.')}

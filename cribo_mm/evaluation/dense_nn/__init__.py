@@ -9,7 +9,8 @@ from .backbone import (AUTO_PREFIXES, IMAGENET_MEAN, IMAGENET_STD,
                        infer_patch_size, load_backbone_weights,
                        load_checkpoint_safely, select_backbone_state_dict)
 from .data import (RetrievalSegDataset, build_seg_dataset, collate_retrieval,
-                   dataset_meta, parse_fraction, subset_indices)
+                   dataset_meta, format_fraction, parse_fraction,
+                   subset_indices)
 from .evaluator import (DenseNNSettings, PatchMemory, build_memory,
                         evaluate_retrieval, run_dense_nn_retrieval)
 from .knn import (ExactKNNIndex, FaissKNNIndex, build_knn_index,
@@ -24,8 +25,8 @@ __all__ = [
     'extract_patch_features', 'infer_patch_size', 'load_backbone_weights',
     'load_checkpoint_safely', 'select_backbone_state_dict',
     'RetrievalSegDataset', 'build_seg_dataset', 'collate_retrieval',
-    'dataset_meta', 'parse_fraction', 'subset_indices', 'DenseNNSettings',
-    'PatchMemory', 'build_memory', 'evaluate_retrieval',
+    'dataset_meta', 'format_fraction', 'parse_fraction', 'subset_indices',
+    'DenseNNSettings', 'PatchMemory', 'build_memory', 'evaluate_retrieval',
     'run_dense_nn_retrieval', 'ExactKNNIndex', 'FaissKNNIndex',
     'build_knn_index', 'faiss_available', 'knn_label_transfer', 'knn_search',
     'patch_label_distributions', 'sample_memory_patches', 'IoUAccumulator',

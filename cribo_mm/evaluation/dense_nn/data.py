@@ -23,6 +23,7 @@ from .backbone import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     'build_seg_dataset', 'dataset_meta', 'subset_indices', 'parse_fraction',
+    'format_fraction',
     'RetrievalSegDataset', 'collate_retrieval', 'DEFAULT_LOADING'
 ]
 
@@ -139,6 +140,19 @@ def parse_fraction(value: Union[str, float]) -> float:
     return frac
 
 
+def format_fraction(value: float) -> str:
+    """Write a fraction the way it is usually given (``'1/128'``, ``'1'``).
+
+    Args:
+        value (float): The fraction.
+
+    Returns:
+        str: ``p/q`` with a denominator up to 10**6, or an integer.
+    """
+    frac = Fraction(value).limit_denominator(10**6)
+    return str(frac.numerator) if frac.denominator == 1 else str(frac)
+
+
 def subset_indices(num_items: int, fraction: float, seed: int) -> List[int]:
     """A random subset of ``round(fraction * num_items)`` (at least one)
     items.
@@ -213,9 +227,15 @@ class RetrievalSegDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _jitter(self, img: Tensor, rng: np.random.Generator) -> Tensor:
-        """Colour jitter of a float RGB image in [0, 1]."""
-        from torchvision.transforms.v2 import functional as TF
+    @staticmethod
+    def _jitter(image: Tensor, rng: np.random.Generator) -> Tensor:
+        """Colour jitter (torchvision's PIL path) of a (3, H, W) float
+        image in [0, 255]."""
+        import torchvision.transforms.functional as TF
+        from PIL import Image
+        pil = Image.fromarray(
+            image.round().clamp(0, 255).to(torch.uint8).permute(1, 2,
+                                                                0).numpy())
         ops = [
             lambda x: TF.adjust_brightness(x, rng.uniform(0.6, 1.4)),
             lambda x: TF.adjust_contrast(x, rng.uniform(0.6, 1.4)),
@@ -223,8 +243,9 @@ class RetrievalSegDataset(Dataset):
             lambda x: TF.adjust_hue(x, rng.uniform(-0.1, 0.1)),
         ]
         for i in rng.permutation(len(ops)):
-            img = ops[i](img)
-        return img
+            pil = ops[i](pil)
+        return torch.from_numpy(np.asarray(pil).copy()).permute(2, 0,
+                                                                1).float()
 
     def __getitem__(self, pos: int) -> Dict:
         """One item.
@@ -244,17 +265,18 @@ class RetrievalSegDataset(Dataset):
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
         rgb = np.ascontiguousarray(img[..., 2::-1])  # BGR -> RGB
-        label = torch.from_numpy(np.asarray(results['gt_seg_map']).astype(
-            np.int64))
-        image = torch.from_numpy(rgb).permute(2, 0, 1).float()[None]
-        image = F.interpolate(
-            image,
-            size=self.img_size,
-            mode='bilinear',
-            align_corners=False,
-            antialias=True)[0].clamp_(0, 255)
+        label = torch.from_numpy(
+            np.asarray(results['gt_seg_map']).astype(np.int64))
+        image = torch.from_numpy(rgb).permute(2, 0, 1).float()
+        if tuple(image.shape[1:]) != self.img_size:
+            image = F.interpolate(
+                image[None],
+                size=self.img_size,
+                mode='bilinear',
+                align_corners=False,
+                antialias=True)[0].clamp_(0, 255)
         out_label = label
-        if self.memory:
+        if self.memory and tuple(label.shape) != self.img_size:
             out_label = F.interpolate(
                 label[None, None].float(), size=self.img_size,
                 mode='nearest')[0, 0].long()
@@ -264,7 +286,7 @@ class RetrievalSegDataset(Dataset):
                 image = image.flip(-1)
                 out_label = out_label.flip(-1)
             if rng.random() < 0.8:
-                image = self._jitter(image / 255.0, rng) * 255.0
+                image = self._jitter(image, rng)
         item = dict(
             img=(image - self._mean) / self._std,
             label=out_label,

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from .backbone import extract_patch_features, infer_patch_size
 from .data import (RetrievalSegDataset, collate_retrieval, dataset_meta,
-                   subset_indices)
+                   format_fraction, subset_indices)
 from .knn import build_knn_index, knn_label_transfer
 from .labels import patch_label_distributions, sample_memory_patches
 from .metrics import IoUAccumulator
@@ -274,7 +274,8 @@ def evaluate_retrieval(backbone: nn.Module,
     acc = IoUAccumulator(num_classes, ignore_index, class_names)
     keep = set(keep_image_for)
     cached = feature_cache is not None and feature_cache.get('complete')
-    filling = feature_cache is not None and not cached
+    filling = feature_cache is not None and not cached and \
+        not feature_cache.get('too_large')
     if filling:
         feature_cache.update(batches=[], bytes=0, complete=False)
     if cached:
@@ -303,7 +304,7 @@ def evaluate_retrieval(backbone: nn.Module,
                     lbl.numel() for lbl in batch['label'])
                 if feature_cache['bytes'] + size > settings.val_cache_bytes:
                     filling = False
-                    feature_cache.update(batches=[], bytes=0)
+                    feature_cache.update(batches=[], bytes=0, too_large=True)
                 else:
                     feature_cache['bytes'] += size
                     feature_cache['batches'].append(
@@ -394,7 +395,8 @@ def run_dense_nn_retrieval(backbone: nn.Module,
     Returns:
         dict: ``dataset`` (meta of the training set), ``val_dataset``
         (meta of the validation set), ``settings``, ``patch_size`` and
-        ``runs``: one dict per pair with ``fraction``, ``seed``,
+        ``runs``: one dict per pair with ``fraction``, ``fraction_label``
+        (e.g. ``'1/128'``), ``seed``,
         ``num_train_images``, ``memory_entries``, ``memory_per_image``,
         ``memory_seconds`` and ``metrics``.
     """
@@ -415,14 +417,18 @@ def run_dense_nn_retrieval(backbone: nn.Module,
     for fraction in fractions:
         for seed in seeds:
             indices = subset_indices(len(train_dataset), fraction, seed)
-            log(f'[dense-nn] fraction {fraction:g}, seed {seed}: '
+            log(f'[dense-nn] fraction {format_fraction(fraction)}, '
+                f'seed {seed}: '
                 f'{len(indices)} training images')
             memory = build_memory(backbone, train_dataset, indices,
                                   num_classes, train_meta['ignore_index'],
                                   settings, seed, progress)
             log(f'[dense-nn] memory: {len(memory)} patches '
                 f'({memory.feats.shape[1]}-d) in {memory.seconds:.1f}s')
-            run = dict(fraction=fraction, seed=seed)
+            run = dict(
+                fraction=fraction,
+                fraction_label=format_fraction(fraction),
+                seed=seed)
             callback = None
             if on_prediction is not None and show_num > 0:
 

@@ -68,9 +68,10 @@ def patch_label_distributions(labels: Tensor,
     patch_id = rows[:, None] * w + cols[None, :]  # (H, W)
     image_offset = torch.arange(b, device=device)[:, None, None] * (h * w)
     flat = (image_offset + patch_id[None]) * num_classes + labels
-    counts = torch.bincount(
-        flat[valid], minlength=b * h * w * num_classes).to(torch.float32)
-    counts = counts.view(b, h, w, num_classes)
+    total = b * h * w * num_classes
+    flat = torch.where(valid, flat, total)  # invalid pixels: a spare bin
+    counts = torch.bincount(flat.view(-1), minlength=total + 1)[:total]
+    counts = counts.to(torch.float32).view(b, h, w, num_classes)
     dist = counts / counts.sum(-1, keepdim=True).clamp_min(1.0)
     return dist[0] if squeeze else dist
 

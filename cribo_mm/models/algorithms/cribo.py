@@ -88,6 +88,7 @@ class CrIBo(BaseSelfSupervisor):
         self.patch_size = patch_size
         self.object_terms = object_terms
         self.reference_init = reference_init
+        self._check_consistency()
         # mmengine's EMA convention: x_ema = (1 - m) * x_ema + m * x.
         self.teacher = CosineEMA(
             nn.Sequential(self.backbone, self.neck),
@@ -97,6 +98,55 @@ class CrIBo(BaseSelfSupervisor):
     # ------------------------------------------------------------------
     # set-up
     # ------------------------------------------------------------------
+    def _check_consistency(self) -> None:
+        """Fail at build time on settings that cannot work together."""
+        out_type = getattr(self.backbone, 'out_type', None)
+        if out_type != 'raw':
+            raise ValueError(
+                'CrIBo needs all tokens from the backbone (CLS and patch '
+                "tokens): set model.backbone.out_type='raw', got "
+                f'{out_type!r}')
+        embed_dims = getattr(self.backbone, 'embed_dims', None)
+        neck_in = self.neck.mlp[0].in_features if isinstance(
+            self.neck.mlp, nn.Sequential) else self.neck.mlp.in_features
+        if embed_dims is not None and neck_in != embed_dims:
+            raise ValueError(
+                f'model.neck.in_channels={neck_in} does not match the '
+                f'backbone embedding dimension {embed_dims}')
+        if embed_dims is not None and \
+                self.memory_bank.embed_dim != embed_dims:
+            raise ValueError(
+                f'model.memory_bank.embed_dim={self.memory_bank.embed_dim} '
+                f'does not match the backbone embedding dimension '
+                f'{embed_dims}')
+        if self.memory_bank.num_objects != self.object_pooling.num_clusters:
+            raise ValueError(
+                'model.memory_bank.num_objects='
+                f'{self.memory_bank.num_objects} must equal '
+                'model.object_pooling.num_clusters='
+                f'{self.object_pooling.num_clusters} (objects per image)')
+        grid = getattr(self.backbone, 'patch_resolution', None)
+        if grid is not None:
+            tokens = int(grid[0]) * int(grid[1])
+            if self.object_pooling.num_clusters > tokens:
+                raise ValueError(
+                    'model.object_pooling.num_clusters='
+                    f'{self.object_pooling.num_clusters} is larger than '
+                    f'the {tokens} patch tokens of a view at the backbone '
+                    'img_size')
+        out_c = self.neck.last_layer_c.parametrizations.weight.original1
+        if hasattr(self.head, 'out_dim_c') and \
+                self.head.out_dim_c != out_c.shape[0]:
+            raise ValueError(
+                f'model.head.out_dim_c={self.head.out_dim_c} does not match '
+                f'model.neck.out_channels_objects={out_c.shape[0]}')
+        out_g = self.neck.last_layer.parametrizations.weight.original1
+        if hasattr(self.head, 'out_dim') and \
+                self.head.out_dim != out_g.shape[0]:
+            raise ValueError(
+                f'model.head.out_dim={self.head.out_dim} does not match '
+                f'model.neck.out_channels={out_g.shape[0]}')
+
     def init_weights(self) -> None:
         super().init_weights()
         if self.reference_init:

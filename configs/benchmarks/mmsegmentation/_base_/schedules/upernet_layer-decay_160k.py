@@ -20,28 +20,34 @@ _base_ = 'mmseg::_base_/schedules/schedule_160k.py'
 
 layer_decay_rate = 0.65
 layer_decay_num_layers = 12
+# yapf: disable
 layer_decay_custom_keys = {
-    name: dict(
-        lr_mult=layer_decay_rate**(layer_decay_num_layers + 1),
-        decay_mult=decay)
-    for name, decay in (('backbone.cls_token', 0.), ('backbone.pos_embed', 0.),
-                        ('backbone.patch_embed.projection.weight', 1.),
-                        ('backbone.patch_embed.projection.bias', 0.))
+    # depth 0: embeddings (no weight decay but on the patch projection)
+    key: dict(lr_mult=layer_decay_rate**(layer_decay_num_layers + 1),
+              decay_mult=decay)
+    for key, decay in (('backbone.cls_token', 0.),
+                       ('backbone.pos_embed', 0.),
+                       ('backbone.patch_embed.projection.weight', 1.),
+                       ('backbone.patch_embed.projection.bias', 0.))
 }
+# depth i + 1: block i
 layer_decay_custom_keys.update({
-    f'backbone.layers.{i}.': dict(
-        lr_mult=layer_decay_rate**(layer_decay_num_layers - i))
+    f'backbone.layers.{i}.':
+        dict(lr_mult=layer_decay_rate**(layer_decay_num_layers - i))
     for i in range(layer_decay_num_layers)
 })
+# ... without weight decay on its biases and LayerNorms
 layer_decay_custom_keys.update({
-    f'backbone.layers.{i}.{name}': dict(
-        lr_mult=layer_decay_rate**(layer_decay_num_layers - i),
-        decay_mult=0.)
+    f'backbone.layers.{i}.{name}':
+        dict(lr_mult=layer_decay_rate**(layer_decay_num_layers - i),
+             decay_mult=0.)
     for i in range(layer_decay_num_layers)
     for name in ('ln1.', 'ln2.', 'attn.qkv.bias', 'attn.proj.bias',
                  'ffn.layers.0.0.bias', 'ffn.layers.1.bias')
 })
+# last depth: final norm (and, without a key, the neck and the heads)
 layer_decay_custom_keys['backbone.ln1.'] = dict(lr_mult=1., decay_mult=0.)
+# yapf: enable
 
 optimizer = None  # the SGD of the mmseg base; optim_wrapper is what counts
 optim_wrapper = dict(
