@@ -22,10 +22,10 @@ from .drawing import (add_frame, as_rgb_uint8, blank, highlight_mask,
 from .figures import (add_header, compose_neighbour_pair,
                       compose_object_clusters, compose_placeholder,
                       object_mask_in_original, render, shift_items, tile)
-from .inference import (ImageObjects, TwoViewSample, cluster_images,
+from .inference import (DatasetInfos, ImageObjects, TwoViewSample,
+                        build_view_pipeline, cluster_images,
                         clustering_init_index, collect_image_infos,
-                        build_view_pipeline, load_cribo_model,
-                        prepare_sample, seed_everything)
+                        load_cribo_model, prepare_sample, seed_everything)
 from .io import load_png, save_png
 from .masks import (hard_labels, hatch_mask, label_boundaries,
                     labels_to_grid, mask_anchor, resize_labels,
@@ -41,7 +41,7 @@ __all__ = [
     'resize_to_height', 'vstack_panels', 'add_header',
     'compose_neighbour_pair', 'compose_object_clusters',
     'compose_placeholder', 'object_mask_in_original', 'render',
-    'shift_items', 'tile', 'ImageObjects', 'TwoViewSample',
+    'shift_items', 'tile', 'DatasetInfos', 'ImageObjects', 'TwoViewSample',
     'build_view_pipeline', 'cluster_images', 'clustering_init_index',
     'collect_image_infos', 'load_cribo_model', 'prepare_sample',
     'seed_everything', 'load_png', 'save_png', 'hard_labels', 'hatch_mask',

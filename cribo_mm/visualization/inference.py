@@ -25,7 +25,7 @@ __all__ = [
     'TwoViewSample', 'ImageObjects', 'load_cribo_model', 'final_pos_alpha',
     'collect_image_infos', 'build_view_pipeline', 'prepare_sample',
     'seed_everything', 'clustering_init_index', 'cluster_images',
-    'parse_cfg_options'
+    'DatasetInfos'
 ]
 
 
@@ -79,11 +79,6 @@ class ImageObjects(NamedTuple):
     def num_clusters(self) -> int:
         """int: K."""
         return int(self.valid.shape[0])
-
-
-def parse_cfg_options(options: Optional[Dict]) -> Dict:
-    """Return ``options`` or an empty dict (for ``--cfg-options``)."""
-    return dict(options or {})
 
 
 def _check_file(path: str, what: str) -> None:
@@ -209,8 +204,9 @@ def collect_image_infos(cfg,
             Defaults to 'train_dataloader'.
 
     Returns:
-        tuple[list[dict], list]: ``dict(img_path, sample_idx)`` per image,
-        and the pipeline config (a list of transform dicts).
+        tuple[Sequence[dict], list]: ``dict(img_path, sample_idx)`` per
+        image (a lazy :class:`DatasetInfos` for a data set), and the
+        pipeline config (a list of transform dicts).
 
     Raises:
         FileNotFoundError: For a missing image path.
@@ -244,11 +240,33 @@ def collect_image_infos(cfg,
                 for i, p in enumerate(paths)], pipeline
     dataset_cfg = copy.deepcopy(dataset_cfg)
     _strip_pipelines(dataset_cfg)
-    dataset = DATASETS.build(dataset_cfg)
-    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
-    for i, info in enumerate(infos):
-        info['sample_idx'] = i
-    return infos, pipeline
+    return DatasetInfos(DATASETS.build(dataset_cfg)), pipeline
+
+
+class DatasetInfos(Sequence):
+    """Lazy list of a data set's data infos (``sample_idx`` = index).
+
+    Args:
+        dataset: An mmengine data set (``get_data_info``, ``__len__``).
+    """
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f'image {index} is outside the {len(self)} '
+                             'images.')
+        info = self.dataset.get_data_info(index)
+        info['sample_idx'] = index
+        return info
 
 
 def _strip_pipelines(node) -> None:
