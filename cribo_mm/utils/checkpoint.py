@@ -449,12 +449,17 @@ def parametrized_weight_norm_to_legacy(
 # ----------------------------------------------------------------------
 # architecture inference and validation
 # ----------------------------------------------------------------------
+#: Attention heads of the standard ViT widths (64 dims per head).
+_STANDARD_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
+
+
 def infer_vit_arch(state_dict: Mapping[str, Tensor],
                    num_heads: Optional[int] = None) -> Dict[str, Any]:
     """Architecture of an mmpretrain ViT state dict, read from its shapes.
 
     The number of heads is not stored in the weights; unless given it is
-    taken as ``embed_dims // 64`` (ViT-T/S/B/L: 3/6/12/16).
+    taken from the standard widths (ViT-T/S/B/L: 192/384/768/1024 dims with
+    3/6/12/16 heads, i.e. 64 dims per head) and is None for other widths.
 
     Args:
         state_dict (Mapping[str, Tensor]): Unprefixed mmpretrain
@@ -498,12 +503,12 @@ def infer_vit_arch(state_dict: Mapping[str, Tensor],
         raise CheckpointError(
             f'pos_embed has {grid} patch positions, not a square grid')
     if num_heads is None:
-        num_heads = max(embed_dims // 64, 1)
+        num_heads = _STANDARD_HEADS.get(embed_dims)
     return dict(
         arch=dict(
             embed_dims=embed_dims,
             num_layers=num_layers,
-            num_heads=int(num_heads),
+            num_heads=None if num_heads is None else int(num_heads),
             feedforward_channels=int(state_dict[ffn_key].shape[0])),
         patch_size=patch_size,
         img_size=side * patch_size,
@@ -704,7 +709,8 @@ def _check_official(checkpoint: Any, need_state: bool) -> None:
 def official_to_cribo_mm(checkpoint: Mapping,
                          teacher_steps: Optional[int] = None,
                          iters_per_epoch: Optional[int] = None,
-                         num_inserted: Optional[int] = None) -> Dict:
+                         num_inserted: Optional[int] = None,
+                         num_heads: Optional[int] = None) -> Dict:
     """Convert an official CrIBo training checkpoint to a cribo_mm one.
 
     The result is a tensors-only mmengine-style checkpoint
@@ -733,6 +739,9 @@ def official_to_cribo_mm(checkpoint: Mapping,
             Defaults to the queue size S when at least one epoch was
             completed (the bank is then full unless the data set is smaller
             than S), else 0.
+        num_heads (int, optional): Attention heads of the ViT, for
+            ``meta['cribo_mm_model']`` only (the weights do not store it).
+            Defaults to 64 dims per head for the standard widths.
 
     Returns:
         dict: ``{'meta': {...}, 'state_dict': OrderedDict}``.
@@ -745,6 +754,13 @@ def official_to_cribo_mm(checkpoint: Mapping,
     teacher_bb, teacher_head = _official_parts(checkpoint, 'teacher')
     info = validate_vit_state_dict(student_bb)
     teacher_info = validate_vit_state_dict(teacher_bb)
+    if num_heads is not None:
+        for i in (info, teacher_info):
+            i['arch']['num_heads'] = int(num_heads)
+    if info['arch']['num_heads'] is None:
+        raise CheckpointError(
+            'cannot tell the number of attention heads of a ViT with '
+            f'{info["arch"]["embed_dims"]} dims; pass num_heads')
     if info != teacher_info:
         raise CheckpointError(
             f'student and teacher backbones differ: {info} vs '
@@ -909,7 +925,8 @@ def make_backbone_checkpoint(backbone: Mapping[str, Tensor],
         arch=info['arch'],
         patch_size=info['patch_size'],
         img_size=info['img_size'],
-        num_heads_note='not stored in the weights; embed_dims // 64 assumed')
+        num_heads_note='not stored in the weights: 64 dims per head assumed '
+        'for the standard widths, None otherwise')
     full_meta.update(_plain(dict(meta or {})))
     state = OrderedDict((BACKBONE_PREFIX + k, v.detach().clone().contiguous())
                         for k, v in backbone.items())

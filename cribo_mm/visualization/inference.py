@@ -16,6 +16,7 @@ only batch coupling there is the min-max normalisation of the cost, see
 import copy
 import os.path as osp
 import random
+from collections import abc
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -243,7 +244,7 @@ def collect_image_infos(cfg,
     return DatasetInfos(DATASETS.build(dataset_cfg)), pipeline
 
 
-class DatasetInfos(Sequence):
+class DatasetInfos(abc.Sequence):
     """Lazy list of a data set's data infos (``sample_idx`` = index).
 
     Args:

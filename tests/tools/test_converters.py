@@ -576,3 +576,14 @@ def test_converters_do_not_modify_inputs(official):
     assert set(before) == set(official)
     for key, value in before['teacher'].items():
         assert torch.equal(value, official['teacher'][key])
+
+
+def test_num_heads_only_for_standard_widths(official):
+    backbone = extract_backbone(official)
+    assert infer_vit_arch(backbone)['arch']['num_heads'] == 3
+    assert infer_vit_arch(backbone, num_heads=4)['arch']['num_heads'] == 4
+    narrow = {
+        k: (v[..., :96] if k in ('cls_token', 'pos_embed') else v)
+        for k, v in backbone.items()
+    }
+    assert infer_vit_arch(narrow)['arch']['num_heads'] is None

@@ -10,10 +10,10 @@ from cribo_mm.visualization import (BoxItem, TextItem, annotate, blank,
                                     compose_object_clusters, hard_labels,
                                     hatch_mask, highlight_mask, hstack_panels,
                                     label_boundaries, labels_to_grid,
-                                    mask_anchor, object_palette,
+                                    load_png, mask_anchor, object_palette,
                                     overlay_objects, render, resize_labels,
-                                    save_png, load_png, tile,
-                                    view_to_original, vstack_panels)
+                                    save_png, tile, view_to_original,
+                                    vstack_panels)
 from cribo_mm.visualization.figures import wrap_text
 
 from .conftest import assert_not_blank

@@ -9,7 +9,7 @@ and the number of objects per image. Dotted lines mark epoch starts.
 
 Examples::
 
-    python tools/analysis/plot_training_curves.py work_dirs/vit-t16_demo
+    python tools/analysis/plot_training_curves.py work_dirs/demo
     python tools/analysis/plot_training_curves.py work_dirs/run \\
         --all-runs --smooth 20 --out curves.png
 """
