@@ -19,3 +19,20 @@ def load_fixture(name: str):
     if not path.is_file():
         pytest.skip(f'reference fixture {path} not available')
     return torch.load(path, weights_only=True)
+
+
+def fixture_cases(name: str):
+    """``pytest.param`` per case of a ``cases`` fixture file.
+
+    A single skipped param stands in when the file is absent, so that the
+    parametrised test is reported as skipped rather than failing.
+    """
+    path = FIXTURES / name
+    if not path.is_file():
+        return [
+            pytest.param(
+                None,
+                marks=pytest.mark.skip(reason=f'fixture {path} not found'))
+        ]
+    cases = torch.load(path, weights_only=True)['cases']
+    return [pytest.param(c, id=f'case{i}') for i, c in enumerate(cases)]

@@ -1,8 +1,6 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Parity and unit tests of the CrIBo two-view object clustering."""
 import functools
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,12 +13,7 @@ from cribo_mm.models.utils.clustering import (cluster_two_views,
                                               pool_objects, pos_alpha_schedule,
                                               positional_cost, sinkhorn_knopp,
                                               teacher_objects)
-
-FIXTURES = Path(
-    os.environ.get(
-        'CRIBO_FIXTURES',
-        Path(__file__).resolve().parents[3] /
-        'shared/fixtures/cribo_reference'))
+from tests.fixtures import FIXTURES
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,7 +1,5 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 import io
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,27 +11,13 @@ from cribo_mm.models.losses.cribo_loss import (CrIBoLoss, global_loss,
                                                object_crossview_loss,
                                                teacher_temperature_schedule,
                                                teacher_temperature_table)
-
-FIXTURES = Path(
-    os.environ.get(
-        'CRIBO_FIXTURES',
-        Path(__file__).resolve().parents[3] /
-        'shared/fixtures/cribo_reference'))
+from tests.fixtures import fixture_cases
 
 LOSS_KEYS = (('loss_global', 'loss_d'), ('loss_object_crossview', 'loss_c'),
              ('loss_object_crossimage', 'loss_nn'))
 
 
-def _fixture_cases(name):
-    path = FIXTURES / name
-    if not path.is_file():
-        skip = pytest.mark.skip(reason=f'{path} missing')
-        return [pytest.param(None, marks=skip)]
-    cases = torch.load(path, weights_only=True)['cases']
-    return [pytest.param(c, id=f'case{i}') for i, c in enumerate(cases)]
-
-
-LOSS_CASES = _fixture_cases('loss.pt')
+LOSS_CASES = fixture_cases('loss.pt')
 
 
 def _loss_from_case(case, **kwargs):

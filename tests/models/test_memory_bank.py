@@ -1,7 +1,5 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 import io
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,27 +12,13 @@ from cribo_mm.models.utils.memory_bank import (CrIBoMemoryBank,
                                                fifo_update, pad_to_length,
                                                retrieve_cycle_consistent,
                                                unpad_and_concat)
-
-FIXTURES = Path(
-    os.environ.get(
-        'CRIBO_FIXTURES',
-        Path(__file__).resolve().parents[3] /
-        'shared/fixtures/cribo_reference'))
+from tests.fixtures import fixture_cases
 
 OUTPUT_NAMES = ('nn', 'bootstrap_centroid_mask', 'centroids_indices_knn',
                 'nn2', 'centroids_indices_knn2', 'bootstrap_centroid_mask2')
 
 
-def _fixture_cases(name):
-    path = FIXTURES / name
-    if not path.is_file():
-        skip = pytest.mark.skip(reason=f'{path} missing')
-        return [pytest.param(None, marks=skip)]
-    cases = torch.load(path, weights_only=True)['cases']
-    return [pytest.param(c, id=f'case{i}') for i, c in enumerate(cases)]
-
-
-BANK_CASES = _fixture_cases('memory_bank.pt')
+BANK_CASES = fixture_cases('memory_bank.pt')
 
 
 def _stored_cls(case):
