@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CRIBO_VENV := $(abspath $(VENV))
 
-.PHONY: env test test-fast demo clean-demo
+.PHONY: env test test-fast demo clean-demo orl-demo
 
 env:
 	@bash tools/setup_env.sh
@@ -33,4 +33,8 @@ demo: env
 	@echo "results:    $(DEMO_DIR)/dense_nn_{random,cribo}/*.json, pictures in $(DEMO_DIR)/dense_nn_cribo/show"
 
 clean-demo:
-	rm -rf work_dirs/demo
+	rm -rf work_dirs/demo work_dirs/orl_demo
+
+# ORL stages 1-3 on the demo scenes (CPU, tiny ResNet-18; a few minutes)
+orl-demo: env
+	$(PY) tools/orl/run_demo.py --work-dir work_dirs/orl_demo

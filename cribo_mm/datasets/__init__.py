@@ -10,6 +10,8 @@ from .demo_dataset import CrIBoDemoScenes
 from .demo_scenes import (DEMO_CLASSES, DEMO_PALETTE, demo_scenes_root,
                           ensure_demo_scenes, generate_demo_scenes)
 from .folder import CrIBoImageFolder, scan_images
+from .orl import (ORLAnnotationError, ORLLoadImagePair, ORLMultiBranch,
+                  ORLPairDataset, ORLRoIJitter, ORLSelectRoIPair)
 from .seg import CrIBoCamVidDataset, DemoScenesSegDataset
 from .transforms import (CrIBoLoadImageFromFile, CrIBoMultiView,
                          CrIBoRandomFlip, CrIBoRandomResizedCrop,
@@ -19,7 +21,9 @@ __all__ = [
     'CrIBoCamVidDataset', 'CrIBoCocoDataset', 'CrIBoDemoScenes',
     'CrIBoImageFolder', 'CrIBoLoadImageFromFile', 'CrIBoMultiView',
     'CrIBoRandomFlip', 'CrIBoRandomResizedCrop', 'DEMO_CLASSES',
-    'DEMO_PALETTE', 'DemoScenesSegDataset', 'UnreadableImageError',
+    'DEMO_PALETTE', 'DemoScenesSegDataset', 'ORLAnnotationError',
+    'ORLLoadImagePair', 'ORLMultiBranch', 'ORLPairDataset', 'ORLRoIJitter',
+    'ORLSelectRoIPair', 'UnreadableImageError',
     'demo_scenes_root', 'ensure_demo_scenes', 'generate_demo_scenes',
     'patch_centres', 'scan_images'
 ]

@@ -165,6 +165,8 @@ class CrIBo(BaseSelfSupervisor):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv2d):
+                m.reset_parameters()  # the patch embedding: PyTorch default
         for name in ('pos_embed', 'cls_token'):
             param = getattr(self.backbone, name, None)
             if isinstance(param, nn.Parameter):
