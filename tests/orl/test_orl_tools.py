@@ -1,5 +1,6 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """ORL stage-2 tools (tools/orl/) on a few demo images, random weights."""
+import argparse
 import json
 import sys
 
@@ -112,3 +113,42 @@ def test_roi_pairs_rejects_mismatched_images(tools, stage2, tmp_path):
             str(tmp_path / 'props.json'), '--out',
             str(tmp_path / 'c.json')
         ])
+
+
+@pytest.mark.parametrize(
+    'argv,view,roi', [([], 128, 64), (['--quick'], 64, 32),
+                      (['--view-size', '224', '--roi-size', '96'], 224, 96)])
+def test_demo_plan_applies_to_the_configs(tools, argv, view, roi):
+    from mmengine.config import Config, DictAction
+    sys.path.insert(0, str(TOOLS))
+    try:
+        import run_demo
+    finally:
+        sys.path.remove(str(TOOLS))
+    knn_images, _, roi_pairs = tools
+    plan = run_demo.demo_plan(run_demo.parse_args(argv))
+
+    def merged(config, options):
+        # as tools/train.py applies --cfg-options
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict(
+            parser.parse_args(['--cfg-options', *options]).cfg_options)
+        return cfg
+
+    cfg1 = merged(run_demo.STAGE1, plan['stage1'])
+    views = cfg1.train_dataloader.dataset.pipeline[1].transforms
+    assert [v[0].scale for v in views] == [view, view]
+    cfg3 = merged(run_demo.STAGE3, plan['stage3'])
+    branch = cfg3.train_dataloader.dataset.pipeline[3]
+    assert [p[0].scale for p in branch.img_pipelines] == [view, view]
+    assert branch.roi_size == roi
+    # the tools accept the generated arguments
+    args = knn_images.parse_args([CONFIG, 'none', '--out', 'x.json'] +
+                                 plan['knn'])
+    assert args.crop == view
+    args = roi_pairs.parse_args(
+        [CONFIG, 'none', '--knn', 'k', '--proposals', 'p', '--out', 'o'] +
+        plan['roi_pairs'])
+    assert args.roi_size == view

@@ -10,8 +10,10 @@
 3. stage 3: ORL from scratch on the pairs
    (``configs/orl/orl_resnet18-tiny_demo.py``).
 
-Outputs go to ``<work-dir>/{stage1,stage2,stage3}``. ``--quick`` shrinks
-everything (24 images, 64 px views, one epoch per stage) for tests.
+Outputs go to ``<work-dir>/{stage1,stage2,stage3}``. On CPU the demo runs
+with 128 px image views and 64 px RoIs (``--view-size 224 --roi-size 96``
+gives ORL's geometry); ``--quick`` shrinks everything (24 images, 64 px
+views, 32 px RoIs, one epoch per stage) for tests.
 
 Example::
 
@@ -43,6 +45,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=None,
         help='epochs per training stage (default: the configs)')
+    p.add_argument(
+        '--view-size',
+        type=int,
+        default=128,
+        help='image view side (ORL: 224); also the stage-2 centre crop and '
+        'RoI embedding size')
+    p.add_argument(
+        '--roi-size', type=int, default=64, help='stage-3 RoI side (ORL: 96)')
     return p.parse_args(argv)
 
 
@@ -63,6 +73,50 @@ def _train(config: str, work_dir: str, options: List[str]) -> str:
         return f.read().strip()
 
 
+def demo_plan(args: argparse.Namespace) -> dict:
+    """The ``--cfg-options`` and stage-2 arguments of a demo run.
+
+    Args:
+        args (argparse.Namespace): Parsed arguments.
+
+    Returns:
+        dict: ``stage1`` and ``stage3`` (config overrides, without the
+        stage-2 file paths), ``data`` (data set overrides shared with the
+        kNN tool), ``knn`` and ``roi_pairs`` (extra tool arguments).
+    """
+    view_size, roi_size = args.view_size, args.roi_size
+    data, common = [], ['default_hooks.logger.interval=1']
+    if args.quick:
+        view_size, roi_size = 64, 32
+        data = [
+            'train_dataloader.dataset.num_train=24',
+            'train_dataloader.dataset.num_val=2',
+        ]
+        common += [
+            'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'train_cfg.max_epochs=1', 'randomness.seed=0'
+        ]
+    if args.epochs is not None:
+        common.append(f'train_cfg.max_epochs={args.epochs}')
+    # view and RoI sizes: list entries of the configs' pipelines
+    p1 = 'train_dataloader.dataset.pipeline.1.transforms'
+    p3 = 'train_dataloader.dataset.pipeline.3'
+    view = [f'{p1}.{v}.0.scale={view_size}' for v in (0, 1)]
+    roi = [f'{p3}.img_pipelines.{v}.0.scale={view_size}' for v in (0, 1)]
+    roi.append(f'{p3}.roi_size={roi_size}')
+    resize = round(view_size * 256 / 224)
+    knn = ['--resize', str(resize), '--crop', str(view_size)]
+    if data:
+        knn += ['--cfg-options', *data]
+    return dict(
+        stage1=common + data + view,
+        stage3=common + roi,
+        data=data,
+        knn=knn,
+        roi_pairs=['--roi-size', str(view_size)])
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     """Run the pipeline.
 
@@ -78,47 +132,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import roi_pairs
 
     args = parse_args(argv)
+    plan = demo_plan(args)
     work = osp.abspath(args.work_dir)
     s2 = osp.join(work, 'stage2')
-    data, view, roi, stage2 = [], [], [], []
-    common = ['default_hooks.logger.interval=1']
-    if args.quick:
-        data = [
-            'train_dataloader.dataset.num_train=24',
-            'train_dataloader.dataset.num_val=2',
-        ]
-        common += [
-            'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False',
-            'train_cfg.max_epochs=1', 'randomness.seed=0'
-        ]
-        view = [
-            'train_dataloader.dataset.pipeline.1.transforms.0.0.scale=64',
-            'train_dataloader.dataset.pipeline.1.transforms.1.0.scale=64',
-        ]
-        roi = [
-            'train_dataloader.dataset.pipeline.3.img_pipelines.0.0.scale=64',
-            'train_dataloader.dataset.pipeline.3.img_pipelines.1.0.scale=64',
-            'train_dataloader.dataset.pipeline.3.roi_size=32',
-        ]
-        stage2 = ['--resize', '72', '--crop', '64']
-    if args.epochs is not None:
-        common.append(f'train_cfg.max_epochs={args.epochs}')
-
-    ckpt1 = _train(STAGE1, osp.join(work, 'stage1'), common + data + view)
+    ckpt1 = _train(STAGE1, osp.join(work, 'stage1'), plan['stage1'])
     knn = osp.join(s2, 'knn.json')
-    knn_images.main([
-        STAGE1, ckpt1, '--out', knn, '--img-root', '', *stage2,
-        '--cfg-options', *data
-    ])
+    knn_images.main([STAGE1, ckpt1, '--out', knn, '--img-root', ''] +
+                    plan['knn'])
     props = osp.join(s2, 'proposals.json')
     grid_proposals.main(['--images', knn, '--out', props])
     corr = osp.join(s2, 'correspondence.json')
     roi_pairs.main(
         [STAGE1, ckpt1, '--knn', knn, '--proposals', props, '--out', corr] +
-        (['--roi-size', '64'] if args.quick else []))
+        plan['roi_pairs'])
     ckpt3 = _train(
-        STAGE3, osp.join(work, 'stage3'), common + roi + [
+        STAGE3, osp.join(work, 'stage3'), plan['stage3'] + [
             f'train_dataloader.dataset.ann_file={corr}',
             'train_dataloader.dataset.data_prefix.img_path=',
         ])
