@@ -6,8 +6,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.logging import MessageHub
-from mmpretrain.structures import DataSample
 
 from cribo_mm.registry import MODELS
 from tests.engine.tiny_config import ROOT
@@ -76,7 +74,7 @@ def test_stage1_config_is_orl_byol():
     assert isinstance(model.neck.bn0, torch.nn.SyncBatchNorm)
 
 
-def test_stage3_config_builds_and_computes_losses_on_cpu():
+def test_stage3_config_builds_and_runs_on_cpu():
     cfg = Config.fromfile(STAGE3)
     _check_schedule(cfg)
     branch = cfg.train_dataloader.dataset.pipeline[3]
@@ -94,16 +92,11 @@ def test_stage3_config_builds_and_computes_losses_on_cpu():
     for h in ('head', 'intra_head', 'inter_head'):
         assert cfg.model[h].predictor.init_cfg[0].mode == 'fan_in'
         assert cfg.model[h].loss.shift_factor == 2.
-    # single process: SyncBN behaves as BatchNorm on the CPU
-    MessageHub.get_instance('orl_cfg_test').update_info('max_iters', 10)
-    g = torch.Generator().manual_seed(0)
-    sizes = [64, 64, 32, 32, 32, 32]
-    batch = dict(
-        inputs=[
-            torch.randint(0, 255, (2, 3, s, s), generator=g).float()
-            for s in sizes
-        ],
-        data_samples=[DataSample(), DataSample()])
-    data = model.data_preprocessor(batch, True)
-    losses = model(**data, mode='loss')
-    assert all(torch.isfinite(v) for v in losses.values())
+    # single process: SyncBN behaves as BatchNorm on the CPU (one online
+    # forward; the six-view loss is covered with a tiny network elsewhere)
+    model.train()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    z = model.neck(model.backbone(x))[0]
+    assert z.shape == (2, 256)
+    loss = model.inter_head.loss(z, z.detach().flip(0))
+    assert torch.isfinite(loss) and 0 <= loss.item() <= 4

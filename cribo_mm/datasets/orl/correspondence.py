@@ -126,8 +126,6 @@ def validate_orl_json(data: dict,
         if len(ann[k]) != n:
             fail(f'pseudo_annotations.{k}',
                  f'has {len(ann[k])} entries for {n} images')
-    if list(ann['image_id']) != list(ids):
-        fail('pseudo_annotations.image_id', 'differs from images.id')
     if kind == 'correspondence':
         info = data.get('info')
         if not isinstance(info, dict):
