@@ -13,7 +13,7 @@ model = dict(
     memory_bank=dict(num_images=25000, num_objects=num_clusters))
 
 train_dataloader = dict(batch_size=128, num_workers=10)
-optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')
+optim_wrapper = dict(type='AmpOptimWrapper')  # dynamic loss scale
 
 max_epochs = 800
 warmup_epochs = 10

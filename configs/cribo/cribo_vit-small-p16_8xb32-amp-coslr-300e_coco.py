@@ -15,7 +15,7 @@ model = dict(
 train_dataloader = dict(batch_size=32, num_workers=10)
 
 # fp16 as the reference; clustering and losses run in fp32 inside.
-optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')
+optim_wrapper = dict(type='AmpOptimWrapper')  # dynamic loss scale
 
 custom_hooks = [
     dict(
