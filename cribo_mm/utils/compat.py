@@ -22,25 +22,33 @@ Fixes:
   initialise the process group directly, with gloo (NCCL needs CUDA). The
   Runner then passes ``device_ids=[LOCAL_RANK]`` to DDP, which torch
   rejects for a CPU module; those ids are dropped for CPU modules.
-* **numpy 2.** mmengine 0.10.7, mmcv 2.1.0 (built from source against the
-  installed numpy), mmpretrain 1.2.0 and mmseg 1.2.2 run unchanged on numpy
-  2.x; the only numpy-2 hazard in this stack is pickled numpy scalars in
-  checkpoints, whose module path moved from ``numpy.core`` to
-  ``numpy._core``. Unpickling goes through numpy's own alias modules, so
-  checkpoints written under numpy 1.x resume under 2.x and vice versa.
+* **numpy 2.** mmcv 2.1.0's ``adjust_hue`` computes its shift as
+  ``np.uint8(hue_factor * 255)``, which numpy 2 rejects for negative factors
+  (``OverflowError``), so mmpretrain's ``ColorJitter(hue=...)`` crashes about
+  half of the time. ``mmcv.adjust_hue`` is replaced by :func:`adjust_hue`,
+  the same rotation with numpy-2-safe arithmetic (for every backend; the
+  Pillow backend's hue differs from it by rounding only). Otherwise
+  mmengine 0.10.7, mmcv 2.1.0, mmpretrain 1.2.0 and mmseg 1.2.2 run
+  unchanged on numpy 2; pickled numpy scalars in checkpoints unpickle
+  through numpy's own alias modules across numpy 1.x and 2.x.
 """
 import inspect
 import os
 import os.path as osp
 
+import cv2
+import mmcv
+import mmcv.image
+import mmcv.image.photometric
 import mmengine.dist.utils as mmengine_dist_utils
+import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = [
-    'init_dist_pytorch', 'load_local_checkpoint',
+    'adjust_hue', 'init_dist_pytorch', 'load_local_checkpoint',
     'torch_load_supports_weights_only'
 ]
 
@@ -93,6 +101,45 @@ def init_dist_pytorch(backend: str = 'nccl',
         **kwargs)
 
 
+def adjust_hue(img: np.ndarray, hue_factor: float) -> np.ndarray:
+    """Rotate the hue of a uint8 BGR image (numpy-2 safe).
+
+    Same result as ``mmcv.adjust_hue(img, hue_factor, backend='cv2')`` under
+    numpy 1: the hue channel of ``HSV_FULL`` (0..255) is shifted by
+    ``int(hue_factor * 255)`` modulo 256. mmcv 2.1.0 computes the shift as
+    ``np.uint8(hue_factor * 255)``, which numpy 2 rejects for negative
+    factors (``OverflowError``).
+
+    Args:
+        img (np.ndarray): ``(H, W, 3)`` uint8 BGR image.
+        hue_factor (float): Shift in [-0.5, 0.5] of a full hue turn.
+
+    Returns:
+        np.ndarray: The adjusted ``(H, W, 3)`` uint8 BGR image.
+    """
+    if not -0.5 <= hue_factor <= 0.5:
+        raise ValueError(f'hue_factor {hue_factor} is not in [-0.5, 0.5]')
+    shift = int(hue_factor * 255)
+    if shift == 0:
+        return img
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
+    table = ((np.arange(256) + shift) % 256).astype(np.uint8)
+    hsv[..., 0] = cv2.LUT(hsv[..., 0], table)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL)
+
+
+# mmcv's own implementation, kept for comparison in the tests.
+MMCV_ADJUST_HUE = mmcv.image.photometric.adjust_hue
+
+
+def _mmcv_adjust_hue(img: np.ndarray,
+                     hue_factor: float,
+                     backend=None) -> np.ndarray:
+    """Drop-in for ``mmcv.adjust_hue`` (``backend`` is accepted and
+    ignored)."""
+    return adjust_hue(img, hue_factor)
+
+
 _ddp_init = MMDistributedDataParallel.__init__
 
 
@@ -110,6 +157,8 @@ def _apply() -> None:
         prefixes='', loader=load_local_checkpoint, force=True)
     mmengine_dist_utils._init_dist_pytorch = init_dist_pytorch
     MMDistributedDataParallel.__init__ = _cpu_aware_ddp_init
+    for module in (mmcv, mmcv.image, mmcv.image.photometric):
+        module.adjust_hue = _mmcv_adjust_hue
 
 
 _apply()

@@ -243,10 +243,13 @@ def test_color_jitter_hue_matches_mmcv_and_handles_negative():
     import mmcv
 
     from cribo_mm.datasets.transforms import CrIBoColorJitter, adjust_hue
+    from cribo_mm.utils.compat import MMCV_ADJUST_HUE
     img = np.random.RandomState(0).randint(0, 255, (16, 16, 3), np.uint8)
-    for f in (0.03, 0.1, 0.5):  # mmcv works for non-negative factors
+    for f in (0.03, 0.1, 0.5):  # mmcv's own code works for factors >= 0
         assert np.array_equal(
-            adjust_hue(img, f), mmcv.adjust_hue(img, f, backend='cv2'))
+            adjust_hue(img, f), MMCV_ADJUST_HUE(img, f, backend='cv2'))
+    # mmcv.adjust_hue (used by mmpretrain's ColorJitter) is the safe one
+    assert np.array_equal(mmcv.adjust_hue(img, -0.1), adjust_hue(img, -0.1))
     import cv2
     hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL).astype(int)
     hsv[..., 0] = (hsv[..., 0] - 25) % 256  # int(-0.1 * 255) = -25

@@ -8,6 +8,7 @@ import numpy as np
 from mmpretrain.datasets.transforms import ColorJitter
 
 from cribo_mm.registry import TRANSFORMS
+from cribo_mm.utils.compat import adjust_hue
 
 __all__ = [
     'CrIBoColorJitter', 'adjust_brightness', 'adjust_contrast',
@@ -59,33 +60,6 @@ def adjust_saturation(img: np.ndarray, factor: float) -> np.ndarray:
     gray = cv2.cvtColor(
         cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return cv2.addWeighted(img, float(factor), gray, 1. - float(factor), 0.)
-
-
-def adjust_hue(img: np.ndarray, hue_factor: float) -> np.ndarray:
-    """Rotate the hue of a uint8 BGR image (numpy-2 safe).
-
-    Same result as ``mmcv.adjust_hue(img, hue_factor, backend='cv2')`` under
-    numpy 1: the hue channel of ``HSV_FULL`` (0..255) is shifted by
-    ``int(hue_factor * 255)`` modulo 256. mmcv 2.1.0 computes the shift as
-    ``np.uint8(hue_factor * 255)``, which numpy 2 rejects for negative
-    factors (``OverflowError``).
-
-    Args:
-        img (np.ndarray): ``(H, W, 3)`` uint8 BGR image.
-        hue_factor (float): Shift in [-0.5, 0.5] of a full hue turn.
-
-    Returns:
-        np.ndarray: The adjusted ``(H, W, 3)`` uint8 BGR image.
-    """
-    if not -0.5 <= hue_factor <= 0.5:
-        raise ValueError(f'hue_factor {hue_factor} is not in [-0.5, 0.5]')
-    shift = int(hue_factor * 255)
-    if shift == 0:
-        return img
-    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
-    table = ((np.arange(256) + shift) % 256).astype(np.uint8)
-    hsv[..., 0] = cv2.LUT(hsv[..., 0], table)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL)
 
 
 @TRANSFORMS.register_module()
