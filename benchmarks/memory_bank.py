@@ -8,7 +8,7 @@ builds the whole (objects x bank slots) similarity matrix, and rebuilds the
 bank by concatenation. Both run on the same inputs; their neighbours,
 masks and final banks are asserted identical.
 
-    python benchmarks/memory_bank.py                  # B=8, K=64, d=384, S=5000
+    python benchmarks/memory_bank.py               # B=8, K=64, d=384, S=5000
     python benchmarks/memory_bank.py --paper          # S=25000, B=32 (paper)
     python benchmarks/memory_bank.py --dtype float16  # half-precision storage
 """

@@ -7,8 +7,10 @@ mmengine component) without a prefix, and MMSegmentation configs reach them as
 ``'mmpretrain.<Name>'``. This module is the only place that names them.
 """
 from mmpretrain.registry import (DATASETS, HOOKS, METRICS, MODELS,
-                                 OPTIM_WRAPPERS, TRANSFORMS)
+                                 OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
+                                 TRANSFORMS)
 
 __all__ = [
-    'DATASETS', 'HOOKS', 'METRICS', 'MODELS', 'OPTIM_WRAPPERS', 'TRANSFORMS'
+    'DATASETS', 'HOOKS', 'METRICS', 'MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+    'OPTIM_WRAPPERS', 'TRANSFORMS'
 ]

@@ -14,9 +14,12 @@ import urllib.request
 
 
 def main(name: str, version: str, sha256: str, dest: str) -> None:
-    index = os.environ.get('PIP_INDEX_URL', 'https://pypi.org/simple').rstrip('/')
-    page = urllib.request.urlopen(f'{index}/{name}/', timeout=120).read().decode()
-    pattern = rf'href="([^"]*{re.escape(name)}-{re.escape(version)}\.tar\.gz)(#[^"]*)?"'
+    index = os.environ.get('PIP_INDEX_URL', 'https://pypi.org/simple')
+    index = index.rstrip('/')
+    page = urllib.request.urlopen(f'{index}/{name}/', timeout=120)
+    page = page.read().decode()
+    sdist = re.escape(f'{name}-{version}.tar.gz')
+    pattern = rf'href="([^"]*{sdist})(#[^"]*)?"'
     match = re.search(pattern, page)
     if match is None:
         sys.exit(f'{name}-{version}.tar.gz is not listed on {index}/{name}/')

@@ -385,4 +385,3 @@ def object_mask_in_original(label_grid: np.ndarray, cluster: int,
     """
     return view_to_original(label_grid, crop_bbox, crop_flip,
                             ori_shape) == int(cluster)
-

@@ -72,7 +72,8 @@ def test_bank_side_file_keeps_checkpoint_small(tmp_path):
     bank = torch.load(side, weights_only=True)
     assert bank['memory_bank.objects'].shape == (2, 4 * 12, 32)
     # resuming reads the bank back from the side file
-    train(tmp_path, '--resume', options=['custom_hooks.0.bank_in_checkpoint=False'])
+    train(tmp_path, '--resume',
+          options=['custom_hooks.0.bank_in_checkpoint=False'])
     resumed = load_local_checkpoint(str(tmp_path / 'epoch_2.pth'))
     assert resumed['meta']['iter'] == 8
 

@@ -313,4 +313,3 @@ def collate_retrieval(batch: List[Dict]) -> Dict:
         index=[b['index'] for b in batch],
         img_path=[b['img_path'] for b in batch],
         image=[b.get('image') for b in batch])
-

@@ -303,4 +303,3 @@ def knn_label_transfer(query_feats: Tensor,
         bar.update()
     bar.close()
     return out
-

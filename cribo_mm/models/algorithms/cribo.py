@@ -280,7 +280,8 @@ class CrIBo(BaseSelfSupervisor):
                            images: torch.Tensor,
                            positions: torch.Tensor,
                            init_index: Optional[torch.Tensor] = None,
-                           update_bank: bool = True) -> Dict[str, torch.Tensor]:
+                           update_bank: bool = True
+                           ) -> Dict[str, torch.Tensor]:
         """Losses of one step for fixed teacher weights.
 
         Args:
