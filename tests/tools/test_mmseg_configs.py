@@ -367,32 +367,41 @@ def test_converted_weights_load_without_missing_keys(name, tiny_backbone_file):
             assert torch.equal(loaded[key], value), key
 
 
-def test_layer_wise_lr_decay():
+def _param_groups(cfg: Config, model=None) -> dict:
+    """Build the optimizer of ``cfg`` as the Runner does.
+
+    Returns:
+        dict: ``name -> (lr, weight_decay)`` for every model parameter.
+    """
     from mmengine.optim import build_optim_wrapper
     from mmseg.registry import MODELS
-    cfg = shrink(
-        _config('vit-s16_upernet_8xb2-160k_ade20k-512x512.py'), '.', '', '.')
-    model = MODELS.build(cfg.model)
+    if model is None:
+        model = MODELS.build(cfg.model)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    base_lr, base_wd, rate = 1e-4, 0.05, 0.65
     groups = {}
     names = {id(p): n for n, p in model.named_parameters()}
     for group in wrapper.optimizer.param_groups:
         for p in group['params']:
             groups[names[id(p)]] = (group['lr'], group['weight_decay'])
     assert len(groups) == len(names)
+    return groups
+
+
+def _check_layer_decay(groups: dict, rate: float, num_layers: int = 12):
+    base_lr, base_wd = 1e-4, 0.05
 
     def check(name, scale, decay):
         lr, wd = groups[name]
         assert lr == pytest.approx(base_lr * scale), name
         assert wd == pytest.approx(base_wd * decay), name
 
-    check('backbone.cls_token', rate**13, 0)
-    check('backbone.pos_embed', rate**13, 0)
-    check('backbone.patch_embed.projection.weight', rate**13, 1)
-    check('backbone.patch_embed.projection.bias', rate**13, 0)
-    for i in (0, 1, 10, 11):
-        scale = rate**(12 - i)
+    embed = rate**(num_layers + 1)
+    check('backbone.cls_token', embed, 0)
+    check('backbone.pos_embed', embed, 0)
+    check('backbone.patch_embed.projection.weight', embed, 1)
+    check('backbone.patch_embed.projection.bias', embed, 0)
+    for i in (0, 1, num_layers - 2, num_layers - 1):
+        scale = rate**(num_layers - i)
         check(f'backbone.layers.{i}.attn.qkv.weight', scale, 1)
         check(f'backbone.layers.{i}.attn.qkv.bias', scale, 0)
         check(f'backbone.layers.{i}.ffn.layers.1.weight', scale, 1)
@@ -404,16 +413,108 @@ def test_layer_wise_lr_decay():
     check('neck.lateral_convs.0.conv.weight', 1, 1)
 
 
+@pytest.mark.parametrize('name', [
+    'vit-s16_upernet_8xb2-160k_ade20k-512x512.py',
+    'vit-b16_upernet_8xb2-40k_voc12aug-512x512.py',
+])
+def test_layer_wise_lr_decay(name):
+    cfg = shrink(_config(name), '.', '', '.')
+    assert cfg.optim_wrapper.constructor == \
+        'mmpretrain.CrIBoLayerDecayOptimWrapperConstructor'
+    _check_layer_decay(_param_groups(cfg), 0.65)
+
+
+def test_layer_wise_lr_decay_is_the_mmpretrain_depth():
+    """Every backbone parameter: lr * rate ** (num_depths - 1 - depth) with
+    mmpretrain's ``VisionTransformer.get_layer_depth()``; weight decay on
+    the matrices only."""
+    from mmseg.registry import MODELS
+    cfg = shrink(
+        _config('vit-s16_upernet_8xb2-160k_ade20k-512x512.py'), '.', '', '.')
+    model = MODELS.build(cfg.model)
+    groups = _param_groups(cfg, model)
+    for name, param in model.backbone.named_parameters():
+        depth, num_depths = model.backbone.get_layer_depth(name)
+        lr, wd = groups[f'backbone.{name}']
+        assert lr == pytest.approx(1e-4 * 0.65**(num_depths - 1 - depth))
+        no_decay = param.ndim == 1 or name in ('cls_token', 'pos_embed')
+        assert wd == (0 if no_decay else pytest.approx(0.05)), name
+
+
+def test_layer_wise_lr_decay_cfg_options():
+    """The rate and the depth are config values, as --cfg-options sets
+    them."""
+    import argparse
+
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args(
+        ['--cfg-options', 'optim_wrapper.paramwise_cfg.layer_decay_rate=0.5'])
+    cfg = shrink(
+        _config('vit-s16_upernet_8xb2-160k_ade20k-512x512.py'), '.', '', '.')
+    cfg.merge_from_dict(args.cfg_options)
+    _check_layer_decay(_param_groups(cfg), 0.5)
+
+    cfg = shrink(
+        _config('vit-s16_upernet_8xb2-160k_ade20k-512x512.py'), '.', '', '.')
+    cfg.merge_from_dict({'model.backbone.arch.num_layers': 6})
+    cfg.model.backbone.out_indices = (1, 2, 4, 5)
+    _check_layer_decay(_param_groups(cfg), 0.65, num_layers=6)
+
+    # an explicit depth larger than the backbone's (as for a backbone
+    # without `layers`)
+    cfg = shrink(
+        _config('vit-s16_upernet_8xb2-160k_ade20k-512x512.py'), '.', '', '.')
+    cfg.merge_from_dict({'optim_wrapper.paramwise_cfg.num_layers': 14})
+    groups = _param_groups(cfg)
+    assert groups['backbone.cls_token'][0] == pytest.approx(1e-4 * 0.65**15)
+    assert groups['backbone.layers.11.attn.qkv.weight'][0] == \
+        pytest.approx(1e-4 * 0.65**3)
+    assert groups['backbone.ln1.weight'][0] == pytest.approx(1e-4)
+
+    # a block beyond num_layers is an error
+    cfg.merge_from_dict({'optim_wrapper.paramwise_cfg.num_layers': 6})
+    with pytest.raises(ValueError, match='num_layers'):
+        _param_groups(cfg)
+
+
+def test_layer_wise_lr_decay_custom_keys_and_frozen_params():
+    """custom_keys still apply (multiplied in the backbone); frozen
+    parameters are left out, as with the default constructor."""
+    from mmengine.optim import build_optim_wrapper
+    from mmseg.registry import MODELS
+    cfg = shrink(
+        _config('vit-s16_upernet_8xb2-160k_ade20k-512x512.py'), '.', '', '.')
+    cfg.optim_wrapper.paramwise_cfg.custom_keys = {
+        'decode_head': dict(lr_mult=10.),
+        'backbone.layers.11.attn': dict(lr_mult=2., decay_mult=0.5),
+    }
+    model = MODELS.build(cfg.model)
+    model.backbone.patch_embed.requires_grad_(False)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = {
+        names[id(p)]: (g['lr'], g['weight_decay'])
+        for g in wrapper.optimizer.param_groups for p in g['params']
+    }
+    assert not any(n.startswith('backbone.patch_embed.') for n in groups)
+    assert groups['decode_head.conv_seg.weight'] == pytest.approx(
+        (1e-3, 0.05))
+    assert groups['backbone.layers.11.attn.qkv.weight'] == pytest.approx(
+        (1e-4 * 0.65 * 2, 0.025))
+    assert groups['backbone.layers.11.attn.qkv.bias'] == pytest.approx(
+        (1e-4 * 0.65 * 2, 0))
+    assert groups['backbone.layers.11.ffn.layers.1.weight'] == \
+        pytest.approx((1e-4 * 0.65, 0.05))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIGS)
 def test_train_two_iters_and_evaluate(name, seg_data, tiny_backbone_file,
-                                      tmp_path, monkeypatch):
+                                      tmp_path):
     from mmengine.runner import Runner
 
-    # The Runner logs and dumps the config through yapf, which takes seconds
-    # for the layer-decay keys; the formatting is irrelevant here.
-    monkeypatch.setattr(Config, 'pretty_text',
-                        property(lambda self: repr(self.to_dict())))
     path, teacher = tiny_backbone_file
     cfg = shrink(
         _config(name), seg_data[_dataset_kind(name)], path,
