@@ -232,6 +232,26 @@ def blank(height: int, width: int,
     return out
 
 
+def _stack_panels(panels: Sequence[np.ndarray], axis: int, gap: int,
+                  fill: Color) -> Tuple[np.ndarray, list]:
+    """Place panels along ``axis`` (0: rows, 1: columns), aligned at the
+    top-left; see :func:`hstack_panels` and :func:`vstack_panels`."""
+    if not panels:
+        raise ValueError('no panel to stack')
+    extent = sum(p.shape[axis] for p in panels) + gap * (len(panels) - 1)
+    across = max(p.shape[1 - axis] for p in panels)
+    out = blank(*((extent, across) if axis == 0 else (across, extent)),
+                fill)
+    offsets, pos = [], 0
+    for p in panels:
+        h, w = p.shape[:2]
+        y, x = (pos, 0) if axis == 0 else (0, pos)
+        out[y:y + h, x:x + w] = p[..., :3]
+        offsets.append((x, y))
+        pos += p.shape[axis] + gap
+    return out, offsets
+
+
 def hstack_panels(panels: Sequence[np.ndarray],
                   gap: int = 8,
                   fill: Color = (255, 255, 255)
@@ -247,17 +267,7 @@ def hstack_panels(panels: Sequence[np.ndarray],
         tuple[np.ndarray, list[tuple[int, int]]]: The row image and the
         (x, y) offset of every panel in it.
     """
-    if not panels:
-        raise ValueError('no panel to stack')
-    height = max(p.shape[0] for p in panels)
-    width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    out = blank(height, width, fill)
-    offsets, x = [], 0
-    for p in panels:
-        out[:p.shape[0], x:x + p.shape[1]] = p[..., :3]
-        offsets.append((x, 0))
-        x += p.shape[1] + gap
-    return out, offsets
+    return _stack_panels(panels, 1, gap, fill)
 
 
 def vstack_panels(panels: Sequence[np.ndarray],
@@ -275,14 +285,4 @@ def vstack_panels(panels: Sequence[np.ndarray],
         tuple[np.ndarray, list[tuple[int, int]]]: The column image and the
         (x, y) offset of every panel in it.
     """
-    if not panels:
-        raise ValueError('no panel to stack')
-    width = max(p.shape[1] for p in panels)
-    height = sum(p.shape[0] for p in panels) + gap * (len(panels) - 1)
-    out = blank(height, width, fill)
-    offsets, y = [], 0
-    for p in panels:
-        out[y:y + p.shape[0], :p.shape[1]] = p[..., :3]
-        offsets.append((0, y))
-        y += p.shape[0] + gap
-    return out, offsets
+    return _stack_panels(panels, 0, gap, fill)

@@ -8,15 +8,11 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmpretrain.utils import get_ori_model
 
 from cribo_mm.models.losses.cribo_loss import teacher_temperature_schedule
 from cribo_mm.models.utils.clustering import pos_alpha_schedule
 from cribo_mm.registry import HOOKS
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()
@@ -117,7 +113,7 @@ class CrIBoHook(Hook):
 
     # -- hook points --------------------------------------------------------
     def before_train(self, runner) -> None:
-        model = _unwrap(runner.model)
+        model = get_ori_model(runner.model)
         loader = runner.train_dataloader
         global_batch = (loader.batch_size or 0) * runner.world_size
         bank_images = model.memory_bank.num_images
@@ -146,7 +142,7 @@ class CrIBoHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         values = self.values_at(runner.epoch, runner.max_epochs)
-        model = _unwrap(runner.model)
+        model = get_ori_model(runner.model)
         model.head.teacher_temp = values['teacher_temp']
         model.head.teacher_temp_c = values['teacher_temp']
         model.head.crossimage_enabled = values['crossimage_enabled']

@@ -5,7 +5,7 @@ import os.path as osp
 import torch
 from mmengine.dist import all_gather, get_rank, get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmpretrain.utils import get_ori_model
 
 from cribo_mm.registry import HOOKS
 
@@ -46,8 +46,7 @@ class CrIBoSyncCheckHook(Hook):
                          outputs=None) -> None:
         if not self.every_n_train_iters(runner, self.interval):
             return
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = get_ori_model(runner.model)
         named = [(f'memory_bank.{n}', b)
                  for n, b in model.memory_bank.named_buffers()]
         named += [('head.center', model.head.center),
