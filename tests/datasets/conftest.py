@@ -1,21 +1,8 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Shared fixtures of the data pipeline tests."""
-import os
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture(scope='session', autouse=True)
-def _demo_cache(tmp_path_factory):
-    """Generate demo scenes into a temporary cache, never into ``~``."""
-    old = os.environ.get('CRIBO_DEMO_ROOT')
-    os.environ['CRIBO_DEMO_ROOT'] = str(tmp_path_factory.mktemp('demo_cache'))
-    yield
-    if old is None:
-        os.environ.pop('CRIBO_DEMO_ROOT', None)
-    else:
-        os.environ['CRIBO_DEMO_ROOT'] = old
 
 
 @pytest.fixture(scope='session')

@@ -3,7 +3,6 @@
 and a tiny random CrIBo checkpoint built from the demo config."""
 import argparse
 import importlib.util
-import os
 import sys
 
 import numpy as np
@@ -13,18 +12,6 @@ import torch
 from tests.engine.tiny_config import DEMO_CONFIG, ROOT, TINY_OPTIONS
 
 TOOLS = ROOT / 'tools' / 'analysis'
-
-
-@pytest.fixture(scope='session', autouse=True)
-def _demo_cache(tmp_path_factory):
-    """Generate demo scenes into a temporary cache, never into ``~``."""
-    old = os.environ.get('CRIBO_DEMO_ROOT')
-    os.environ['CRIBO_DEMO_ROOT'] = str(tmp_path_factory.mktemp('demo_cache'))
-    yield
-    if old is None:
-        os.environ.pop('CRIBO_DEMO_ROOT', None)
-    else:
-        os.environ['CRIBO_DEMO_ROOT'] = old
 
 
 def tiny_cfg_options() -> dict:
