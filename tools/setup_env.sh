@@ -34,7 +34,7 @@ fi
 STAMP_INPUT="$(cat "$ROOT/requirements/runtime.txt" "$ROOT/requirements/tests.txt" "$ROOT/pyproject.toml" "$0" | sha256sum | cut -d' ' -f1)"
 STAMP_FILE="$VENV/.cribo_env_stamp"
 if [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$STAMP_INPUT" ] \
-   && "$VENV/bin/python" -c 'import mmcv.ops, mmseg.models, mmpretrain' 2>/dev/null; then
+   && "$VENV/bin/python" -c 'import mmcv.ops, mmseg.models, mmpretrain, cv2.ximgproc' 2>/dev/null; then
   say "environment in $VENV is up to date"
   exit 0
 fi
@@ -78,6 +78,15 @@ fi
 
 say "installing mmcv, the OpenMMLab stack and test tools"
 "${PIP[@]}" install -q "$MMCV_WHEEL" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+# ORL's selective search lives in OpenCV's contrib modules. mmengine and mmcv
+# pull in opencv-python, and both wheels own the same cv2 package: replace it
+# by the contrib build of the same version, so exactly one OpenCV remains.
+CV_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("opencv-python"))' 2>/dev/null || true)"
+if [ -n "$CV_VERSION" ]; then
+  say "replacing opencv-python $CV_VERSION by opencv-contrib-python-headless $CV_VERSION (selective search)"
+  "${PIP[@]}" uninstall -q -y opencv-python opencv-python-headless
+  "${PIP[@]}" install -q --force-reinstall --no-deps "opencv-contrib-python-headless==$CV_VERSION"
+fi
 say "installing cribo_mm in editable mode"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 
@@ -86,8 +95,16 @@ say "checking the stack"
 import torch, mmcv, mmengine, mmpretrain, mmseg
 import mmcv.ops  # compiled ops must load
 import mmseg.models  # needs full mmcv
+import importlib.metadata as md
+import cv2
+assert hasattr(cv2, 'ximgproc'), (
+    f'cv2 {cv2.__version__} has no contrib modules (cv2.ximgproc): '
+    'reinstall opencv-contrib-python-headless')
+others = [d for d in ('opencv-python', 'opencv-python-headless', 'opencv-contrib-python')
+          if any(True for _ in md.distributions(name=d))]
+assert not others, f'several OpenCV wheels share the cv2 package: {others}'
 print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, "
-      f"mmpretrain {mmpretrain.__version__}, mmseg {mmseg.__version__}")
+      f"mmpretrain {mmpretrain.__version__}, mmseg {mmseg.__version__}, opencv-contrib {cv2.__version__}")
 PYEOF
 # cribo_mm itself is checked by the tests: a code error there is not an
 # environment problem and must not trigger a reinstall.

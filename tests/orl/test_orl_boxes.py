@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cribo_mm.datasets.orl.boxes import (box_iou, crop_resize,
-                                         filter_proposals, grid_proposals,
-                                         jitter_box, select_top_pairs)
+                                         filter_proposals, jitter_box,
+                                         select_top_pairs)
 from cribo_mm.datasets.orl.correspondence import knn_from_embeddings
 
 
@@ -117,14 +117,6 @@ def test_crop_resize_shape_and_content():
     assert crop_resize(img, [55, 45, 100, 100], 8).shape == (8, 8, 3)
 
 
-def test_grid_proposals_inside_image():
-    boxes = np.array(grid_proposals(256, 200))
-    assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all()
-    assert (boxes[:, 0] + boxes[:, 2] <= 256).all()
-    assert (boxes[:, 1] + boxes[:, 3] <= 200).all()
-    assert boxes[-1].tolist() == [0, 0, 256, 200]
-
-
 def test_knn_from_embeddings_drops_self():
     emb = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [-1, 0]],
                    np.float64)
@@ -137,3 +129,28 @@ def test_knn_from_embeddings_drops_self():
     dup = knn_from_embeddings(np.ones((4, 3)), k=3)
     assert [sorted(r) for r in dup.tolist()] == [[1, 2, 3], [0, 2, 3],
                                                  [0, 1, 3], [0, 1, 2]]
+
+
+def _knn_full_sort(emb, k):
+    """Reference: a full stable sort of every row, the query first."""
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sim = emb @ emb.T
+    np.fill_diagonal(sim, np.inf)
+    return np.argsort(-sim, axis=1, kind='stable')[:, 1:k + 1]
+
+
+@pytest.mark.parametrize('block_size', [1, 3, 7, 64])
+def test_knn_blocks_equal_a_full_stable_sort_with_ties(block_size):
+    rng = np.random.default_rng(0)
+    # +-1 vectors: similarities are exact multiples of 1/4 whatever the
+    # summation order, so there are many exact ties (also at the k-th
+    # place) and duplicated rows
+    emb = rng.choice([-1., 1.], size=(45, 4))
+    for k in (1, 4, 10):
+        np.testing.assert_array_equal(
+            knn_from_embeddings(emb, k=k, block_size=block_size),
+            _knn_full_sort(emb, k))
+    cont = rng.normal(size=(50, 8))
+    np.testing.assert_array_equal(
+        knn_from_embeddings(cont, k=10, block_size=block_size),
+        _knn_full_sort(cont, 10))

@@ -20,21 +20,24 @@ DATA = [
 ]
 
 
+IMG_DIR = ('demo', 'v1-seed0-128x160-12+1', 'train', 'images')
+
+
 @pytest.fixture(scope='module')
 def tools():
     sys.path.insert(0, str(TOOLS))
     try:
-        import grid_proposals
         import knn_images
         import roi_pairs
-        yield knn_images, grid_proposals, roi_pairs
+        import selective_search
+        yield knn_images, selective_search, roi_pairs
     finally:
         sys.path.remove(str(TOOLS))
 
 
 @pytest.fixture(scope='module')
 def stage2(tools, tmp_path_factory):
-    knn_images, grid_proposals, roi_pairs = tools
+    knn_images, selective_search, roi_pairs = tools
     tmp = tmp_path_factory.mktemp('orl_stage2')
     mp = pytest.MonkeyPatch()
     mp.setenv('CRIBO_DEMO_ROOT', str(tmp / 'demo'))
@@ -42,16 +45,16 @@ def stage2(tools, tmp_path_factory):
         knn = knn_images.main([
             CONFIG, 'none', '--out',
             str(tmp / 'knn.json'), '--k', '3', '--resize', '40', '--crop',
-            '32', '--cfg-options', *DATA
+            '32', '--chunk-size', '5', '--cfg-options', *DATA
         ])
     finally:
         mp.undo()
     root = knn['images']['file_name']
-    props = grid_proposals.main([
+    props = selective_search.main([
         '--images',
         str(tmp / 'knn.json'), '--out',
-        str(tmp / 'props.json'), '--sizes', '96', '128', '--img-root',
-        str(tmp / 'demo' / 'v1-seed0-128x160-12+1' / 'train' / 'images')
+        str(tmp / 'props.json'), '--workers', '0', '--img-root',
+        str(tmp.joinpath(*IMG_DIR))
     ])
     return tmp, knn, props, root
 
@@ -64,17 +67,42 @@ def test_knn_file(stage2):
     rows = np.array(knn['pseudo_annotations']['knn_image_id'])
     assert rows.shape == (12, 3)
     assert (rows != np.arange(12)[:, None]).all()
+    # chunks of 5 images: 3 stored chunks
+    work = tmp / 'knn.json.work' / 'image_embeddings'
+    assert len(list(work.glob('chunk_*.done'))) == 3
 
 
-def test_roi_pairs_cached_once_and_readable(tools, stage2):
+def test_selective_search_file(stage2):
+    import cv2
+
+    from cribo_mm.datasets.orl import selective_search
+    tmp, knn, props, _ = stage2
+    assert load_orl_json(str(tmp / 'props.json'), 'proposals') == props
+    assert props['images'] == knn['images']
+    img_dir = tmp.joinpath(*IMG_DIR)
+    for name, boxes in zip(props['images']['file_name'],
+                           props['pseudo_annotations']['bbox']):
+        img = cv2.imread(str(img_dir / name))
+        # every box of OpenCV, in its order, seeded per image
+        assert boxes == selective_search(img, 'fast', seed=0)
+        b = np.array(boxes)
+        assert (b[:, :2] >= 0).all() and (b[:, 2:] > 0).all()
+        assert (b[:, 0] + b[:, 2] <= img.shape[1]).all()
+        assert (b[:, 1] + b[:, 3] <= img.shape[0]).all()
+
+
+def test_roi_pairs_readable_and_embedded_once(tools, stage2, capsys):
     _, _, roi_pairs = tools
     tmp, _, props, _ = stage2
-    img_root = str(tmp / 'demo' / 'v1-seed0-128x160-12+1' / 'train' / 'images')
+    img_root = str(tmp.joinpath(*IMG_DIR))
     args = [
         CONFIG, 'none', '--knn',
         str(tmp / 'knn.json'), '--proposals',
-        str(tmp / 'props.json'), '--img-root', img_root, '--roi-size', '32'
+        str(tmp / 'props.json'), '--img-root', img_root, '--roi-size', '32',
+        '--chunk-size', '4', '--work-dir',
+        str(tmp / 'roi_work')
     ]
+    capsys.readouterr()
     out = roi_pairs.main(args + ['--out', str(tmp / 'corr.json')])
     ann = out['pseudo_annotations']
     for boxes, kept in zip(props['pseudo_annotations']['bbox'], ann['bbox']):
@@ -82,22 +110,96 @@ def test_roi_pairs_cached_once_and_readable(tools, stage2):
     for i, per_nb in enumerate(ann['knn_bbox_pair']):
         assert len(per_nb) == 3
         n = len(ann['bbox'][i])
-        for pairs in per_nb:
+        for j, pairs in zip(ann['knn_image_id'][i], per_nb):
             assert len(pairs) == max(1, n // 10)
             for p in pairs:
                 assert p[:4] in ann['bbox'][i]
+                assert p[4:] in ann['bbox'][j]
     ds = ORLPairDataset(ann_file=str(tmp / 'corr.json'), data_prefix=img_root)
     assert len(ds) == 12
-    # a disk cache gives the same file
-    cached = roi_pairs.main(
-        args +
-        ['--out',
-         str(tmp / 'corr2.json'), '--cache-dir',
-         str(tmp / 'cache')])
-    assert json.dumps(
-        cached, sort_keys=True) == json.dumps(
-            out, sort_keys=True)
-    assert len(list((tmp / 'cache').glob('*.npy'))) == 12
+    # every kept box is embedded once (the authors: once per appearance)
+    total = sum(len(b) for b in ann['bbox'])
+    assert f'{total} RoI forwards in this run' in capsys.readouterr().out
+    # a rerun resumes: nothing is embedded again, the file is the same
+    again = roi_pairs.main(args + ['--out', str(tmp / 'corr2.json')])
+    assert '0 RoI forwards in this run' in capsys.readouterr().out
+    assert json.dumps(again, sort_keys=True) == json.dumps(out, sort_keys=True)
+
+
+def test_roi_pairs_equal_the_in_memory_reference(tools, stage2):
+    """The sharded two-phase tool gives build_correspondence's file."""
+    from mmengine.config import Config
+
+    from cribo_mm.datasets.orl import (RoIEmbedder, build_correspondence,
+                                       build_stage1_network)
+    _, _, roi_pairs = tools
+    tmp, knn, props, _ = stage2
+    img_root = tmp.joinpath(*IMG_DIR)
+    out = json.loads((tmp / 'corr.json').read_text()) if (
+        tmp / 'corr.json').exists() else roi_pairs.main([
+            CONFIG, 'none', '--knn',
+            str(tmp / 'knn.json'), '--proposals',
+            str(tmp / 'props.json'), '--img-root',
+            str(img_root), '--roi-size', '32', '--out',
+            str(tmp / 'corr.json')
+        ])
+    model = build_stage1_network(Config.fromfile(CONFIG))
+    paths = [str(img_root / n) for n in knn['images']['file_name']]
+    ref = build_correspondence(knn['images'],
+                               props['pseudo_annotations']['bbox'],
+                               knn['pseudo_annotations']['knn_image_id'],
+                               RoIEmbedder(model, paths, 32),
+                               info=out['info'])
+    assert json.dumps(ref, sort_keys=True) == json.dumps(out, sort_keys=True)
+
+
+def test_hand_started_shards_merge_to_the_same_file(tools, stage2, tmp_path,
+                                                    capsys):
+    knn_images, selective_search, roi_pairs = tools
+    tmp, knn, props, _ = stage2
+    img_root = str(tmp.joinpath(*IMG_DIR))
+    base = [
+        CONFIG, 'none', '--knn',
+        str(tmp / 'knn.json'), '--proposals',
+        str(tmp / 'props.json'), '--img-root', img_root, '--roi-size', '32',
+        '--chunk-size', '3', '--out',
+        str(tmp_path / 'corr.json')
+    ]
+    assert roi_pairs.main(base + ['--shard', '1/3']) is None
+    assert 'run the command again without --shard' in capsys.readouterr().out
+    assert roi_pairs.main(base + ['--shard', '0/3']) is None
+    assert not (tmp_path / 'corr.json').exists()
+    # the last run finishes shard 2's chunks itself and merges
+    merged = roi_pairs.main(base)
+    ref = roi_pairs.main(base[:-1] + [str(tmp_path / 'ref.json')])
+    assert json.dumps(merged, sort_keys=True) == json.dumps(ref,
+                                                            sort_keys=True)
+    # selective search: same with shards and in-process workers
+    sargs = [
+        '--images',
+        str(tmp / 'knn.json'), '--out',
+        str(tmp_path / 'props.json'), '--workers', '0', '--img-root',
+        img_root, '--chunk-size', '5'
+    ]
+    assert selective_search.main(sargs + ['--shard', '1/2']) is None
+    assert selective_search.main(sargs) == props
+
+
+def test_resuming_with_other_settings_is_refused(tools, stage2, tmp_path):
+    from cribo_mm.utils.sharded_job import ShardedJobError
+    knn_images = tools[0]
+    tmp = stage2[0]
+    out = str(tmp / 'knn.json')  # its work folder holds crop 32
+    with pytest.raises(ShardedJobError, match='crop=32'):
+        mp = pytest.MonkeyPatch()
+        mp.setenv('CRIBO_DEMO_ROOT', str(tmp / 'demo'))
+        try:
+            knn_images.main([
+                CONFIG, 'none', '--out', out, '--k', '3', '--resize', '40',
+                '--crop', '24', '--chunk-size', '5', '--cfg-options', *DATA
+            ])
+        finally:
+            mp.undo()
 
 
 def test_roi_pairs_rejects_mismatched_images(tools, stage2, tmp_path):
@@ -125,7 +227,7 @@ def test_demo_plan_applies_to_the_configs(tools, argv, view, roi):
         import run_demo
     finally:
         sys.path.remove(str(TOOLS))
-    knn_images, _, roi_pairs = tools
+    knn_images, selective_search, roi_pairs = tools
     plan = run_demo.demo_plan(run_demo.parse_args(argv))
 
     def merged(config, options):
@@ -152,3 +254,6 @@ def test_demo_plan_applies_to_the_configs(tools, argv, view, roi):
         [CONFIG, 'none', '--knn', 'k', '--proposals', 'p', '--out', 'o'] +
         plan['roi_pairs'])
     assert args.roi_size == view
+    args = selective_search.parse_args(['--images', 'k', '--out', 'p'] +
+                                       plan['proposals'])
+    assert args.workers == (0 if '--quick' in argv else 2)

@@ -43,3 +43,133 @@ def dump_json(obj, path):
     with open(tmp, 'w') as f:
         json.dump(obj, f)
     os.replace(tmp, path)
+
+
+def add_shard_args(parser) -> None:
+    """Options shared by the sharded, resumable stage-2 tools."""
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm'],
+        default='none',
+        help='run one shard per process of a torchrun / Slurm job; rank 0 '
+        'merges')
+    parser.add_argument(
+        '--shard',
+        default=None,
+        help="i/n: run only shard i of n without a process group (e.g. a "
+        "Slurm job array); a later run without --shard finishes what is "
+        "missing and merges")
+    parser.add_argument(
+        '--work-dir',
+        default=None,
+        help='where finished chunks are kept, so that an interrupted run '
+        'resumes (default: <out>.work)')
+    parser.add_argument(
+        '--chunk-size',
+        type=int,
+        default=256,
+        help='images per stored chunk')
+
+
+def init_shards(args):
+    """Start the process group of ``--launcher``; return the shard.
+
+    Args:
+        args (argparse.Namespace): With ``launcher`` and ``shard``.
+
+    Returns:
+        tuple[int, int] | None: ``(index, count)`` of ``--shard``, or None
+        (the process group's rank and size, ``(0, 1)`` without one).
+    """
+    from cribo_mm.utils.sharded_job import parse_shard
+    shard = parse_shard(args.shard)
+    if args.launcher != 'none':
+        if shard is not None:
+            raise ValueError('--shard and --launcher are exclusive')
+        from mmengine.dist import init_dist
+
+        # Ranks wait at barriers for the slowest shard: allow long waits
+        # (mmengine takes seconds).
+        init_dist(args.launcher, timeout=24 * 3600)
+    if args.work_dir is None:
+        args.work_dir = f'{args.out}.work'
+    return shard
+
+
+def resolve_device(device: str) -> str:
+    """``'cuda'`` becomes this process's GPU under torchrun / Slurm."""
+    if device == 'cuda':
+        return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    return device
+
+
+def file_signature(path: str) -> dict:
+    """What identifies an input file in a job's settings."""
+    if path is None or not osp.isfile(path):
+        return dict(path=path)
+    return dict(path=osp.abspath(path), size=osp.getsize(path))
+
+
+def names_digest(names) -> str:
+    """A short digest of an image list (job settings)."""
+    import hashlib
+    return hashlib.sha1('\n'.join(names).encode()).hexdigest()[:16]
+
+
+class ShardProgress:
+    """A progress bar over this shard's pending items (rank 0 / manual).
+
+    Args:
+        total (int): Items to do.
+        show (bool): Draw the bar.
+    """
+
+    def __init__(self, total: int, show: bool = True) -> None:
+        from mmengine.utils import ProgressBar
+        self.bar = ProgressBar(total) if show and total else None
+
+    def update(self, n: int = 1) -> None:
+        """Advance by ``n`` items."""
+        if self.bar is not None:
+            for _ in range(n):
+                self.bar.update()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.bar is not None:
+            print(flush=True)
+
+
+def all_done(job, what: str) -> bool:
+    """Wait for the other ranks; tell whether every chunk is done.
+
+    Args:
+        job (ShardedJob): The job.
+        what (str): Name of the job for messages.
+
+    Returns:
+        bool: True when no chunk is missing (on every rank).
+    """
+    from mmengine.dist import barrier
+    barrier()
+    missing = job.missing()
+    if missing:
+        index, count = job.shard
+        print(f'{what}: shard {index}/{count} done; {len(missing)} of '
+              f'{job.num_chunks} chunks belong to other shards. When they '
+              'are done, run the command again without --shard to finish.')
+    return not missing
+
+
+def finish_shard(job, what: str) -> bool:
+    """Wait for the other ranks; tell whether this process merges.
+
+    Args:
+        job (ShardedJob): The job.
+        what (str): Name of the job for messages.
+
+    Returns:
+        bool: True on rank 0 when every chunk is done.
+    """
+    from mmengine.dist import get_rank
+    return all_done(job, what) and get_rank() == 0

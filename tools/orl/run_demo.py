@@ -4,8 +4,7 @@
 1. stage 1: BYOL with a tiny ResNet-18
    (``configs/orl/byol_resnet18-tiny_demo.py``);
 2. stage 2a: image kNN with its projector (``knn_images.py``);
-   stage 2b: sliding-window proposals (``grid_proposals.py``; the stand-in
-   for selective search, which needs OpenCV contrib);
+   stage 2b: selective search (``selective_search.py``);
    stage 2c: RoI pairs with its backbone (``roi_pairs.py``);
 3. stage 3: ORL from scratch on the pairs
    (``configs/orl/orl_resnet18-tiny_demo.py``).
@@ -114,6 +113,7 @@ def demo_plan(args: argparse.Namespace) -> dict:
         stage3=common + roi,
         data=data,
         knn=knn,
+        proposals=['--workers', '0' if args.quick else '2'],
         roi_pairs=['--roi-size', str(view_size)])
 
 
@@ -127,9 +127,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
         dict: Paths of the stage outputs (``stage1_checkpoint``, ``knn``,
         ``proposals``, ``correspondence``, ``stage3_checkpoint``).
     """
-    import grid_proposals
     import knn_images
     import roi_pairs
+    import selective_search
 
     args = parse_args(argv)
     plan = demo_plan(args)
@@ -140,7 +140,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     knn_images.main([STAGE1, ckpt1, '--out', knn, '--img-root', ''] +
                     plan['knn'])
     props = osp.join(s2, 'proposals.json')
-    grid_proposals.main(['--images', knn, '--out', props])
+    selective_search.main(['--images', knn, '--out', props] +
+                          plan['proposals'])
     corr = osp.join(s2, 'correspondence.json')
     roi_pairs.main(
         [STAGE1, ckpt1, '--knn', knn, '--proposals', props, '--out', corr] +

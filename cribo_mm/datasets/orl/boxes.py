@@ -13,8 +13,6 @@ ORL's correspondence files store them.
   ``n`` the query image's box count).
 * :func:`jitter_box`: stage 3 intra-RoI box jitter.
 * :func:`crop_resize`: crop a box and resize it (bilinear).
-* :func:`grid_proposals`: a deterministic multi-scale sliding-window box set,
-  the stand-in for selective search in the demo pipeline.
 """
 import math
 from typing import List, Optional, Sequence, Tuple
@@ -23,8 +21,8 @@ import cv2
 import numpy as np
 
 __all__ = [
-    'box_iou', 'crop_resize', 'filter_proposals', 'grid_proposals',
-    'jitter_box', 'select_top_pairs'
+    'box_iou', 'crop_resize', 'filter_proposals', 'jitter_box',
+    'select_top_pairs'
 ]
 
 
@@ -206,45 +204,3 @@ def crop_resize(img: np.ndarray, box: Sequence[float],
     y2 = int(min(max(round(y + h), y1 + 1), h_img))
     patch = np.ascontiguousarray(img[y1:y2, x1:x2])
     return cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
-
-
-def grid_proposals(img_w: int,
-                   img_h: int,
-                   sizes: Sequence[int] = (96, 128, 160),
-                   ratios: Sequence[float] = (1., 0.5, 2.),
-                   stride_frac: float = 0.5) -> List[List[int]]:
-    """Multi-scale sliding windows clipped to the image.
-
-    A deterministic stand-in for selective search (which needs OpenCV's
-    contrib modules): for every side ``s`` and aspect ratio ``r`` (``w/h``)
-    boxes of ``(s sqrt(r), s / sqrt(r))`` slide with a stride of
-    ``stride_frac`` times their side. Boxes larger than the image are
-    skipped; the whole image is always the last box.
-
-    Args:
-        img_w (int): Image width.
-        img_h (int): Image height.
-        sizes (Sequence[int]): Box sides (square-root of the area).
-            Defaults to (96, 128, 160).
-        ratios (Sequence[float]): Aspect ratios ``w/h``. Defaults to
-            (1, 0.5, 2).
-        stride_frac (float): Stride as a fraction of the box's width and
-            height. Defaults to 0.5.
-
-    Returns:
-        list[list[int]]: ``(x, y, w, h)`` boxes.
-    """
-    out = []
-    for s in sizes:
-        for r in ratios:
-            bw = int(round(s * math.sqrt(r)))
-            bh = int(round(s / math.sqrt(r)))
-            if bw > img_w or bh > img_h:
-                continue
-            sx = max(1, int(bw * stride_frac))
-            sy = max(1, int(bh * stride_frac))
-            for y in range(0, img_h - bh + 1, sy):
-                for x in range(0, img_w - bw + 1, sx):
-                    out.append([x, y, bw, bh])
-    out.append([0, 0, int(img_w), int(img_h)])
-    return out
