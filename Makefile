@@ -37,4 +37,4 @@ clean-demo:
 
 # ORL stages 1-3 on the demo scenes (CPU, tiny ResNet-18; a few minutes)
 orl-demo: env
-	$(PY) tools/orl/run_demo.py --work-dir work_dirs/orl_demo
+	$(PY) tools/orl/run_pipeline.py --work-dir work_dirs/orl_demo

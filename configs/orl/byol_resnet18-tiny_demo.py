@@ -1,7 +1,7 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 # ORL stage 1 on the embedded demo scenes (CPU): BYOL with a tiny
 # ResNet-18 and ORL's view pipelines. Run the whole pipeline with
-# `python tools/orl/run_demo.py`.
+# `python tools/orl/run_pipeline.py`.
 _base_ = [
     '../_base_/models/orl_resnet18-tiny.py',
     '../_base_/datasets/coco_byol_orl.py',

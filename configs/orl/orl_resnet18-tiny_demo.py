@@ -1,7 +1,7 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 # ORL stage 3 on the embedded demo scenes (CPU), tiny ResNet-18. The
 # correspondence file and image folder come from the stage-2 tools;
-# `python tools/orl/run_demo.py` sets both.
+# `python tools/orl/run_pipeline.py` sets both.
 _base_ = [
     '../_base_/models/orl_resnet18-tiny.py',
     '../_base_/datasets/coco_orl.py',

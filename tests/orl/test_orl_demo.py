@@ -1,5 +1,5 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""The ORL demo pipeline (tools/orl/run_demo.py --quick) end to end."""
+"""The ORL demo pipeline (tools/orl/run_pipeline.py --quick) end to end."""
 import sys
 
 import pytest
@@ -15,7 +15,7 @@ def test_orl_demo_pipeline(tmp_path):
     work = tmp_path / 'orl_demo'
     run_tool([
         sys.executable,
-        str(ROOT / 'tools' / 'orl' / 'run_demo.py'), '--quick', '--work-dir',
+        str(ROOT / 'tools' / 'orl' / 'run_pipeline.py'), '--quick', '--work-dir',
         str(work)
     ],
              extra_env=dict(CRIBO_DEMO_ROOT=str(tmp_path / 'demo')))

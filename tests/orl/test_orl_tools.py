@@ -224,11 +224,11 @@ def test_demo_plan_applies_to_the_configs(tools, argv, view, roi):
     from mmengine.config import Config, DictAction
     sys.path.insert(0, str(TOOLS))
     try:
-        import run_demo
+        import run_pipeline
     finally:
         sys.path.remove(str(TOOLS))
     knn_images, selective_search, roi_pairs = tools
-    plan = run_demo.demo_plan(run_demo.parse_args(argv))
+    plan = run_pipeline.demo_plan(run_pipeline.parse_args(argv))
 
     def merged(config, options):
         # as tools/train.py applies --cfg-options
@@ -239,10 +239,10 @@ def test_demo_plan_applies_to_the_configs(tools, argv, view, roi):
             parser.parse_args(['--cfg-options', *options]).cfg_options)
         return cfg
 
-    cfg1 = merged(run_demo.STAGE1, plan['stage1'])
+    cfg1 = merged(run_pipeline.STAGE1, plan['stage1'])
     views = cfg1.train_dataloader.dataset.pipeline[1].transforms
     assert [v[0].scale for v in views] == [view, view]
-    cfg3 = merged(run_demo.STAGE3, plan['stage3'])
+    cfg3 = merged(run_pipeline.STAGE3, plan['stage3'])
     branch = cfg3.train_dataloader.dataset.pipeline[3]
     assert [p[0].scale for p in branch.img_pipelines] == [view, view]
     assert branch.roi_size == roi

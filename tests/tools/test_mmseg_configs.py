@@ -30,7 +30,7 @@ from mmengine.utils import import_modules_from_strings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / 'configs' / 'benchmarks' / 'mmsegmentation'
-CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*.py'))
+CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('vit-*.py'))
 CONVERTER = ROOT / 'tools' / 'model_converters' / 'cribo2mmseg.py'
 
 # The shrunk backbone keeps the 12 blocks (so every out_indices and

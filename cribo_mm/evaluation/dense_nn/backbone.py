@@ -200,16 +200,25 @@ def select_backbone_state_dict(checkpoint,
     return dict(state), ''
 
 
-def infer_patch_size(backbone: nn.Module, default: int = 16) -> int:
-    """Patch size (stride of the patch embedding) of a ViT-like backbone.
+def infer_patch_size(backbone: nn.Module,
+                     default: Optional[int] = None,
+                     probe_size: int = 256) -> int:
+    """Feature stride of a backbone: the patch size of a ViT, or the output
+    stride of a CNN (32 for a ResNet, 16 with a dilated last stage).
+
+    A ViT-like backbone is read from its patch embedding. Otherwise, a
+    zero image of ``probe_size`` pixels is passed through the backbone
+    (eval mode, no gradient) and the stride is the ratio of the input size
+    to the last feature map's size.
 
     Args:
         backbone (nn.Module): The backbone.
-        default (int): Value returned when nothing is found.
-            Defaults to 16.
+        default (int, optional): Returned when the probe gives no feature
+            map; None raises instead. Defaults to None.
+        probe_size (int): Side of the probe image. Defaults to 256.
 
     Returns:
-        int: The patch size.
+        int: The stride in pixels.
     """
     embed = getattr(backbone, 'patch_embed', None)
     for name in ('projection', 'proj'):
@@ -220,7 +229,34 @@ def infer_patch_size(backbone: nn.Module, default: int = 16) -> int:
     size = getattr(backbone, 'patch_size', None)
     if size is not None:
         return int(size[0] if isinstance(size, Sequence) else size)
-    return default
+    return _probe_stride(backbone, default, probe_size)
+
+
+def _probe_stride(backbone: nn.Module, default: Optional[int],
+                  probe_size: int) -> int:
+    """Output stride of a convolutional backbone, by a dry forward."""
+    was_training = backbone.training
+    param = next(backbone.parameters(), None)
+    device = param.device if param is not None else 'cpu'
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            out = backbone(
+                torch.zeros(1, 3, probe_size, probe_size, device=device))
+    finally:
+        backbone.train(was_training)
+    while isinstance(out, (tuple, list)) and out:
+        out = out[-1]
+    if isinstance(out, Tensor) and out.dim() == 4 and out.shape[-1] > 0:
+        stride, rest = divmod(probe_size, out.shape[-1])
+        if rest == 0 and probe_size // stride == out.shape[-2]:
+            return stride
+    if default is not None:
+        return default
+    raise ValueError(
+        f'cannot infer the feature stride of {type(backbone).__name__}: a '
+        f'{probe_size}x{probe_size} input gives '
+        f'{getattr(out, "shape", type(out).__name__)}; pass the patch size')
 
 
 def _load_config(spec, cfg_options: Optional[dict]):

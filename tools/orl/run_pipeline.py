@@ -1,13 +1,17 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""The whole ORL pipeline on the embedded demo scenes, on CPU.
+"""The whole ORL pipeline in one command (by default: the demo scenes, CPU).
 
-1. stage 1: BYOL with a tiny ResNet-18
-   (``configs/orl/byol_resnet18-tiny_demo.py``);
+1. stage 1: BYOL (``--stage1``, default: tiny ResNet-18 on the demo scenes,
+   ``configs/orl/byol_resnet18-tiny_demo.py``);
 2. stage 2a: image kNN with its projector (``knn_images.py``);
    stage 2b: selective search (``selective_search.py``);
    stage 2c: RoI pairs with its backbone (``roi_pairs.py``);
-3. stage 3: ORL from scratch on the pairs
-   (``configs/orl/orl_resnet18-tiny_demo.py``).
+3. stage 3: ORL from scratch on the pairs (``--stage3``, default
+   ``configs/orl/orl_resnet18-tiny_demo.py``).
+
+Any stage-1 / stage-3 config pair whose data pipelines are laid out like
+the demo configs' works, e.g. the CamVid pair
+``configs/orl/{byol,orl}_resnet18-tiny-camvid_1xb32-40e_camvid.py``.
 
 Outputs go to ``<work-dir>/{stage1,stage2,stage3}``. On CPU the demo runs
 with 128 px image views and 64 px RoIs (``--view-size 224 --roi-size 96``
@@ -33,8 +37,10 @@ STAGE3 = osp.join(ROOT, 'configs', 'orl', 'orl_resnet18-tiny_demo.py')
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
-    p = argparse.ArgumentParser(description='ORL demo pipeline (CPU)')
+    p = argparse.ArgumentParser(description='ORL stages 1-3 in one command')
     p.add_argument('--work-dir', default='work_dirs/orl_demo')
+    p.add_argument('--stage1', default=STAGE1, help='stage-1 (BYOL) config')
+    p.add_argument('--stage3', default=STAGE3, help='stage-3 (ORL) config')
     p.add_argument(
         '--quick',
         action='store_true',
@@ -135,19 +141,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
     plan = demo_plan(args)
     work = osp.abspath(args.work_dir)
     s2 = osp.join(work, 'stage2')
-    ckpt1 = _train(STAGE1, osp.join(work, 'stage1'), plan['stage1'])
+    ckpt1 = _train(args.stage1, osp.join(work, 'stage1'), plan['stage1'])
     knn = osp.join(s2, 'knn.json')
-    knn_images.main([STAGE1, ckpt1, '--out', knn, '--img-root', ''] +
+    knn_images.main([args.stage1, ckpt1, '--out', knn, '--img-root', ''] +
                     plan['knn'])
     props = osp.join(s2, 'proposals.json')
     selective_search.main(['--images', knn, '--out', props] +
                           plan['proposals'])
     corr = osp.join(s2, 'correspondence.json')
     roi_pairs.main(
-        [STAGE1, ckpt1, '--knn', knn, '--proposals', props, '--out', corr] +
+        [args.stage1, ckpt1, '--knn', knn, '--proposals', props, '--out', corr] +
         plan['roi_pairs'])
     ckpt3 = _train(
-        STAGE3, osp.join(work, 'stage3'), plan['stage3'] + [
+        args.stage3, osp.join(work, 'stage3'), plan['stage3'] + [
             f'train_dataloader.dataset.ann_file={corr}',
             'train_dataloader.dataset.data_prefix.img_path=',
         ])

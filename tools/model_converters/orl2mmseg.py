@@ -1,0 +1,77 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Extract the ResNet backbone of an ORL / BYOL checkpoint for MMSegmentation.
+
+The output is a tensors-only file ``{'state_dict': {'backbone.<key>': ...},
+'meta': {...}}`` with ResNet key names, loaded by the ``r50_*`` configs in
+``configs/benchmarks/mmsegmentation/`` (and any mmpretrain / mmseg ResNet
+config) through ``init_cfg=dict(type='Pretrained', checkpoint=DST,
+prefix='backbone.')``, and usable as is by
+``tools/analysis/dense_nn_retrieval.py``.
+
+Accepted inputs: a cribo_mm Runner checkpoint of ORL (stage 3) or BYOL
+(stage 1), a checkpoint of the authors' ORL code (OpenSelfSup,
+``backbone.*`` keys) or a file written by this tool. The ONLINE backbone
+is taken by default, as in the authors' evaluations; ``--network target``
+takes the EMA target. Loading is as in ``cribo2mmseg.py`` (weights only
+first; a Runner checkpoint is unpickled only when every global it names is
+trusted; ``--safe-only`` never unpickles).
+
+Example::
+
+    python tools/model_converters/orl2mmseg.py \\
+        work_dirs/orl_resnet50_8xb64-coslr-800e_coco/epoch_800.pth \\
+        checkpoints/orl_r50_backbone.pth
+"""
+import argparse
+import os.path as osp
+import sys
+
+from cribo_mm.utils.checkpoint import (CheckpointError,
+                                       load_trusted_checkpoint, safe_load,
+                                       save_checkpoint)
+from cribo_mm.utils.resnet_weights import (extract_resnet_backbone,
+                                           make_resnet_backbone_checkpoint)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='ORL / BYOL checkpoint -> ResNet backbone weights for '
+        'MMSegmentation (prefix "backbone.")')
+    parser.add_argument('src', help='ORL or BYOL checkpoint')
+    parser.add_argument('dst', help='output backbone file (.pth)')
+    parser.add_argument(
+        '--network',
+        choices=['online', 'target'],
+        default='online',
+        help='which network (default: online, as ORL evaluates)')
+    parser.add_argument(
+        '--safe-only',
+        action='store_true',
+        help='load with weights_only=True only; never unpickle objects')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    loader = safe_load if args.safe_only else load_trusted_checkpoint
+    checkpoint = loader(args.src)
+    backbone = extract_resnet_backbone(checkpoint, args.network)
+    meta = dict(source=osp.basename(args.src), network=args.network)
+    src_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(src_meta, dict):
+        for key in ('epoch', 'iter'):
+            if isinstance(src_meta.get(key), int):
+                meta[key] = src_meta[key]
+    out = make_resnet_backbone_checkpoint(backbone, meta)
+    save_checkpoint(out, args.dst)
+    m = out['meta']
+    print(f'saved the {args.network} backbone ({len(backbone)} tensors, '
+          f'{m["arch"]}, {m["out_channels"]} output channels) to {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except (CheckpointError, FileNotFoundError) as error:
+        sys.exit(f'error: {error}')
