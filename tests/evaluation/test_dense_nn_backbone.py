@@ -105,3 +105,54 @@ def test_load_weights_and_safe_runner_checkpoint(tmp_path):
 
 class _Arbitrary:
     pass
+
+
+TINY_RESNET = dict(
+    type='ResNet', depth=18, stem_channels=8, base_channels=8)
+
+
+def test_resnet_feature_stride_is_probed():
+    """A CNN has no patch embedding: its output stride is measured."""
+    backbone = build_backbone(dict(TINY_RESNET))
+    assert infer_patch_size(backbone) == 32
+    assert not backbone.training  # the probe leaves the mode alone
+    backbone.train()
+    assert infer_patch_size(backbone) == 32 and backbone.training
+    dilated = build_backbone(
+        dict(TINY_RESNET, strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2)))
+    assert infer_patch_size(dilated) == 16
+    feats = extract_patch_features(dilated, torch.randn(2, 3, 64, 96), 16)
+    assert feats.shape == (2, 4, 6, 64)
+
+
+def test_resnet_online_backbone_of_an_orl_checkpoint():
+    """ORL / BYOL checkpoints: 'backbone.' (online) is picked, not the
+    target network."""
+    online = build_backbone(dict(TINY_RESNET)).state_dict()
+    target = {k: torch.zeros_like(v) for k, v in online.items()}
+    ckpt = dict(
+        state_dict={
+            **_prefixed(online, 'backbone.'),
+            **_prefixed(target, 'target_net.module.0.'),
+        })
+    backbone = build_backbone(dict(TINY_RESNET))
+    info = load_backbone_weights(backbone, ckpt)
+    assert info['prefix'] == 'backbone.' and info['missing_keys'] == []
+    for k, v in backbone.state_dict().items():
+        assert torch.equal(v, online[k]), k
+
+
+def test_unknown_stride_is_an_error():
+
+    class Flat(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 4)
+
+        def forward(self, x):
+            return self.fc(x.mean(dim=(2, 3)))
+
+    with pytest.raises(ValueError, match='feature stride of Flat'):
+        infer_patch_size(Flat())
+    assert infer_patch_size(Flat(), default=16) == 16
