@@ -243,6 +243,12 @@ def shrink(cfg: Config, data_root: str, checkpoint: str,
             'model.auxiliary_head.channels': 16,
         })
     cfg.merge_from_dict(overrides)
+    shrink_loaders(cfg, data_root)
+    return cfg
+
+
+def shrink_loaders(cfg: Config, data_root: str) -> None:
+    """Batch 2 / 1, no workers, ``data_root``, 64x64 pipelines."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg[key]
         loader.batch_size = 2 if key == 'train_dataloader' else 1
@@ -251,7 +257,6 @@ def shrink(cfg: Config, data_root: str, checkpoint: str,
         for dataset in _datasets(loader):
             dataset.data_root = data_root
             _shrink_pipeline(dataset.pipeline)
-    return cfg
 
 
 class _Probe(Hook):

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from tests.tools.test_mmseg_configs import (CONFIG_DIR, ROOT, _config,
-                                            _dataset_kind, _datasets,
-                                            _is_linear, _mmseg_scope,
-                                            _shrink_pipeline, seg_data)
+                                            _dataset_kind, _is_linear,
+                                            _mmseg_scope, seg_data,
+                                            shrink_loaders)
 
 assert _mmseg_scope and seg_data  # fixtures used by name below
 
@@ -105,14 +105,7 @@ def shrink(cfg, data_root, checkpoint, work_dir):
             'model.auxiliary_head.channels': 16,
         })
     cfg.merge_from_dict(overrides)
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg[key]
-        loader.batch_size = 2 if key == 'train_dataloader' else 1
-        loader.num_workers = 0
-        loader.persistent_workers = False
-        for dataset in _datasets(loader):
-            dataset.data_root = data_root
-            _shrink_pipeline(dataset.pipeline)
+    shrink_loaders(cfg, data_root)
     return cfg
 
 
