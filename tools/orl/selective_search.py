@@ -48,8 +48,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--workers',
         type=int,
-        default=os.cpu_count() or 1,
-        help='CPU processes (default: all cores; 0: in this process)')
+        default=None,
+        help='CPU processes (default: the cores divided by the processes of '
+        'this node under torchrun; 0: in this process)')
     add_shard_args(p)
     return p.parse_args(argv)
 
@@ -109,6 +110,9 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
         args.chunk_size,
         settings=dict(images=names_digest(paths), mode=args.mode, seed=seed),
         shard=shard)
+    if args.workers is None:
+        per_node = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+        args.workers = max(1, (os.cpu_count() or 1) // per_node)
     pending = job.pending()
     if pending:
         bar = ShardProgress(
