@@ -34,7 +34,7 @@ fi
 STAMP_INPUT="$(cat "$ROOT/requirements/runtime.txt" "$ROOT/requirements/tests.txt" "$ROOT/pyproject.toml" "$0" | sha256sum | cut -d' ' -f1)"
 STAMP_FILE="$VENV/.cribo_env_stamp"
 if [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$STAMP_INPUT" ] \
-   && "$VENV/bin/python" -c 'import mmcv.ops, mmseg.models, mmpretrain, cv2.ximgproc' 2>/dev/null; then
+   && "$VENV/bin/python" -c 'import mmcv.ops, mmseg.models, mmpretrain, cv2; cv2.ximgproc.segmentation.createSelectiveSearchSegmentation' 2>/dev/null; then
   say "environment in $VENV is up to date"
   exit 0
 fi
@@ -84,7 +84,10 @@ say "installing mmcv, the OpenMMLab stack and test tools"
 CV_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("opencv-python"))' 2>/dev/null || true)"
 if [ -n "$CV_VERSION" ]; then
   say "replacing opencv-python $CV_VERSION by opencv-contrib-python-headless $CV_VERSION (selective search)"
-  "${PIP[@]}" uninstall -q -y opencv-python opencv-python-headless
+  CV_OTHERS="$("$PY" -c 'import importlib.metadata as m
+print(" ".join(d for d in ("opencv-python", "opencv-python-headless", "opencv-contrib-python")
+               if any(True for _ in m.distributions(name=d))))')"
+  "${PIP[@]}" uninstall -q -y $CV_OTHERS
   "${PIP[@]}" install -q --force-reinstall --no-deps "opencv-contrib-python-headless==$CV_VERSION"
 fi
 say "installing cribo_mm in editable mode"
@@ -97,7 +100,8 @@ import mmcv.ops  # compiled ops must load
 import mmseg.models  # needs full mmcv
 import importlib.metadata as md
 import cv2
-assert hasattr(cv2, 'ximgproc'), (
+assert hasattr(getattr(getattr(cv2, 'ximgproc', None), 'segmentation', None),
+               'createSelectiveSearchSegmentation'), (
     f'cv2 {cv2.__version__} has no contrib modules (cv2.ximgproc): '
     'reinstall opencv-contrib-python-headless')
 others = [d for d in ('opencv-python', 'opencv-python-headless', 'opencv-contrib-python')

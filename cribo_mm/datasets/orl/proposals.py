@@ -33,7 +33,9 @@ def require_selective_search():
         ImportError: OpenCV lacks the contrib modules.
     """
     import cv2
-    if not hasattr(cv2, 'ximgproc'):
+    segmentation = getattr(getattr(cv2, 'ximgproc', None), 'segmentation',
+                           None)
+    if not hasattr(segmentation, 'createSelectiveSearchSegmentation'):
         raise ImportError(
             f'cv2 {cv2.__version__} has no contrib modules (cv2.ximgproc), '
             'which selective search needs: replace opencv-python by '
