@@ -22,7 +22,8 @@ from .masks import mask_anchor, resize_labels, view_to_original
 __all__ = [
     'Figure', 'shift_items', 'render', 'tile', 'compose_object_clusters',
     'compose_neighbour_pair', 'compose_placeholder', 'add_header',
-    'object_mask_in_original', 'wrap_text', 'HIGHLIGHT_COLOR'
+    'object_mask_in_original', 'wrap_text', 'HIGHLIGHT_COLOR',
+    'compose_roi_pairs'
 ]
 
 #: (pixels, items) of a composed figure.
@@ -385,3 +386,58 @@ def object_mask_in_original(label_grid: np.ndarray, cluster: int,
     """
     return view_to_original(label_grid, crop_bbox, crop_flip,
                             ori_shape) == int(cluster)
+
+
+def compose_roi_pairs(image: np.ndarray,
+                      neighbour: np.ndarray,
+                      pairs: Sequence[Sequence[float]],
+                      kept: Sequence[Sequence[float]] = (),
+                      height: int = 240,
+                      caption: str = '') -> Figure:
+    """An image and one of its kNN images with their ORL RoI pairs.
+
+    Every pair ``[x, y, w, h, x', y', w', h']`` (original pixels, first box
+    in ``image``, second in ``neighbour``) gets its own colour and number
+    in both panels; the image's other kept boxes are drawn thin and grey.
+
+    Args:
+        image (np.ndarray): uint8 RGB (H, W, 3).
+        neighbour (np.ndarray): uint8 RGB (H', W', 3).
+        pairs (Sequence): The pairs.
+        kept (Sequence): The image's filtered boxes ``[x, y, w, h]``.
+            Defaults to none.
+        height (int): Panel height. Defaults to 240.
+        caption (str): Text under the panels. Defaults to none.
+
+    Returns:
+        Figure: Pixels and items.
+    """
+    left, s1 = resize_to_height(as_rgb_uint8(image), height)
+    right, s2 = resize_to_height(as_rgb_uint8(neighbour), height)
+    pixels, offsets = hstack_panels([left, right], gap=_MARGIN)
+    (x1, y1), (x2, y2) = offsets
+
+    def corners(box, scale, dx, dy):
+        x, y, w, h = box
+        return [x * scale + dx, y * scale + dy, (x + w) * scale + dx,
+                (y + h) * scale + dy]
+
+    items = [
+        BoxItem(corners(b, s1, x1, y1), (170, 170, 170), width=0.8)
+        for b in kept
+    ]
+    colors = object_palette(max(1, len(pairs)))
+    for n, (pair, color) in enumerate(zip(pairs, colors)):
+        color = tuple(int(c) for c in color)
+        for box, scale, dx, dy in ((pair[:4], s1, x1, y1),
+                                   (pair[4:], s2, x2, y2)):
+            c = corners(box, scale, dx, dy)
+            items.append(BoxItem(c, color, width=2.))
+            items.append(
+                TextItem(str(n + 1), (c[0] + 2, c[1] + 1), size=8,
+                         color=_WHITE, background=color))
+    figure = (pixels, items)
+    if caption:
+        figure = _stack_with_caption(figure,
+                                     _caption(caption, pixels.shape[1]))
+    return figure

@@ -257,3 +257,51 @@ def test_demo_plan_applies_to_the_configs(tools, argv, view, roi):
     args = selective_search.parse_args(['--images', 'k', '--out', 'p'] +
                                        plan['proposals'])
     assert args.workers == (0 if '--quick' in argv else 2)
+
+
+def test_visualize_pairs(tools, stage2, tmp_path):
+    from cribo_mm.visualization import load_png
+    from cribo_mm.visualization.figures import compose_roi_pairs
+    sys.path.insert(0, str(TOOLS))
+    try:
+        import visualize_pairs
+    finally:
+        sys.path.remove(str(TOOLS))
+    tmp = stage2[0]
+    img_root = str(tmp.joinpath(*IMG_DIR))
+    corr = str(tmp_path / 'corr.json')
+    tools[2].main([
+        CONFIG, 'none', '--knn',
+        str(tmp / 'knn.json'), '--proposals',
+        str(tmp / 'props.json'), '--img-root', img_root, '--roi-size', '32',
+        '--out', corr
+    ])
+    files = visualize_pairs.main([
+        corr, '--img-root', img_root, '--images', '3', '5', '--neighbours',
+        '2', '--height', '64', '--out-dir',
+        str(tmp_path), '--grid',
+        str(tmp_path / 'grid.png')
+    ])
+    assert [p.split('/')[-1] for p in files] == [
+        'pairs_000003.png', 'pairs_000005.png', 'grid.png'
+    ]
+    one = load_png(files[0])
+    assert one.ndim == 3 and one.shape[0] > 2 * 64  # two neighbour rows
+    assert load_png(files[2]).shape[0] > one.shape[0]
+    with pytest.raises(IndexError, match='row 99'):
+        visualize_pairs.main([corr, '--images', '99'])
+    # the pure figure: one coloured box and number per pair in each panel,
+    # thin grey boxes for the other kept boxes
+    img = np.zeros((40, 50, 3), np.uint8)
+    pixels, items = compose_roi_pairs(
+        img, img, [[0, 0, 10, 10, 5, 5, 20, 20], [1, 1, 5, 5, 2, 2, 3, 3]],
+        kept=[[0, 0, 10, 10], [1, 1, 5, 5], [20, 20, 5, 5]],
+        height=80)
+    boxes = [i for i in items if i['kind'] == 'box']
+    assert len(boxes) == 3 + 2 * 2
+    assert pixels.shape[0] == 80
+    # scaled by 2, the neighbour panel shifted right of the first (100 px)
+    assert boxes[3]['box'] == [0., 0., 20., 20.]
+    assert boxes[4]['box'][0] > 100 and boxes[4]['box'][2] - boxes[4][
+        'box'][0] == 40.
+    assert boxes[3]['color'] == boxes[4]['color'] != boxes[5]['color']
