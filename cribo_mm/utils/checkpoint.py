@@ -52,7 +52,7 @@ __all__ = [
     'legacy_weight_norm_to_parametrized', 'parametrized_weight_norm_to_legacy',
     'infer_vit_arch', 'validate_vit_state_dict', 'infer_head_arch',
     'official_to_cribo_mm', 'extract_backbone', 'make_backbone_checkpoint',
-    'save_checkpoint'
+    'save_checkpoint', 'source_meta'
 ]
 
 #: Non-tensor types found in the authors' released checkpoints.
@@ -931,3 +931,27 @@ def make_backbone_checkpoint(backbone: Mapping[str, Tensor],
     state = OrderedDict((BACKBONE_PREFIX + k, v.detach().clone().contiguous())
                         for k, v in backbone.items())
     return dict(state_dict=state, meta=full_meta)
+
+
+def source_meta(checkpoint: Any, src: str, **extra) -> Dict:
+    """Provenance of an extracted backbone: file name, epoch and iteration.
+
+    Args:
+        checkpoint (Any): The loaded source checkpoint.
+        src (str): Its path (only the file name is kept).
+        **extra: More plain values to store (e.g. the network taken).
+
+    Returns:
+        dict: ``source``, the extras, and ``epoch`` / ``iter`` when the
+        checkpoint records them (Runner ``meta`` or a top-level ``epoch``).
+    """
+    meta = dict(source=osp.basename(src), **extra)
+    if isinstance(checkpoint, dict):
+        src_meta = checkpoint.get('meta')
+        if isinstance(src_meta, dict):
+            for key in ('epoch', 'iter'):
+                if isinstance(src_meta.get(key), int):
+                    meta[key] = src_meta[key]
+        if isinstance(checkpoint.get('epoch'), int):
+            meta['epoch'] = checkpoint['epoch']
+    return meta

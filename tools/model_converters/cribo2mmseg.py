@@ -26,13 +26,12 @@ Examples::
     python tools/model_converters/cribo2mmseg.py SRC DST --student
 """
 import argparse
-import os.path as osp
 import sys
 
 from cribo_mm.utils.checkpoint import (CheckpointError, extract_backbone,
                                        load_trusted_checkpoint,
                                        make_backbone_checkpoint, safe_load,
-                                       save_checkpoint,
+                                       save_checkpoint, source_meta,
                                        validate_vit_state_dict)
 
 
@@ -59,15 +58,7 @@ def main(argv=None):
     loader = safe_load if args.safe_only else load_trusted_checkpoint
     checkpoint = loader(args.src)
     backbone = extract_backbone(checkpoint, which=which)
-    meta = dict(source=osp.basename(args.src), network=which)
-    src_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    if isinstance(src_meta, dict):
-        for key in ('epoch', 'iter'):
-            if isinstance(src_meta.get(key), int):
-                meta[key] = src_meta[key]
-    if isinstance(checkpoint, dict) and isinstance(
-            checkpoint.get('epoch'), int):
-        meta['epoch'] = checkpoint['epoch']
+    meta = source_meta(checkpoint, args.src, network=which)
     out = make_backbone_checkpoint(backbone, meta)
     save_checkpoint(out, args.dst)
     info = validate_vit_state_dict(backbone)

@@ -23,12 +23,11 @@ Example::
         checkpoints/orl_r50_backbone.pth
 """
 import argparse
-import os.path as osp
 import sys
 
 from cribo_mm.utils.checkpoint import (CheckpointError,
                                        load_trusted_checkpoint, safe_load,
-                                       save_checkpoint)
+                                       save_checkpoint, source_meta)
 from cribo_mm.utils.resnet_weights import (extract_resnet_backbone,
                                            make_resnet_backbone_checkpoint)
 
@@ -56,12 +55,7 @@ def main(argv=None):
     loader = safe_load if args.safe_only else load_trusted_checkpoint
     checkpoint = loader(args.src)
     backbone = extract_resnet_backbone(checkpoint, args.network)
-    meta = dict(source=osp.basename(args.src), network=args.network)
-    src_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    if isinstance(src_meta, dict):
-        for key in ('epoch', 'iter'):
-            if isinstance(src_meta.get(key), int):
-                meta[key] = src_meta[key]
+    meta = source_meta(checkpoint, args.src, network=args.network)
     out = make_resnet_backbone_checkpoint(backbone, meta)
     save_checkpoint(out, args.dst)
     m = out['meta']
