@@ -11,14 +11,19 @@ from tests.engine.tiny_config import ROOT, run_tool
 pytestmark = pytest.mark.slow
 
 
-def test_orl_demo_pipeline(tmp_path):
-    work = tmp_path / 'orl_demo'
-    run_tool([
+def _run(work, tmp_path):
+    return run_tool([
         sys.executable,
-        str(ROOT / 'tools' / 'orl' / 'run_pipeline.py'), '--quick', '--work-dir',
+        str(ROOT / 'tools' / 'orl' / 'run_pipeline.py'), '--quick',
+        '--work-dir',
         str(work)
     ],
-             extra_env=dict(CRIBO_DEMO_ROOT=str(tmp_path / 'demo')))
+                    extra_env=dict(CRIBO_DEMO_ROOT=str(tmp_path / 'demo')))
+
+
+def test_orl_demo_pipeline(tmp_path):
+    work = tmp_path / 'orl_demo'
+    _run(work, tmp_path)
     knn = load_orl_json(str(work / 'stage2' / 'knn.json'), 'knn')
     assert len(knn['images']['file_name']) == 24
     corr = load_orl_json(
@@ -36,3 +41,15 @@ def test_orl_demo_pipeline(tmp_path):
     # stage 3 starts from scratch: its backbone differs from stage 1's
     w = 'backbone.conv1.weight'
     assert not stage3['state_dict'][w].equal(stage1['state_dict'][w])
+
+    # running the command again resumes every stage: nothing is retrained
+    # or re-embedded, the outputs stay byte-identical
+    outputs = [
+        work / 'stage1' / 'epoch_1.pth', work / 'stage3' / 'epoch_1.pth',
+        work / 'stage2' / 'correspondence.json'
+    ]
+    before = [p.read_bytes() for p in outputs]
+    again = _run(work, tmp_path)
+    assert 'Epoch(train)' not in again.stdout + again.stderr
+    assert '0 RoI forwards in this run' in again.stdout
+    assert [p.read_bytes() for p in outputs] == before

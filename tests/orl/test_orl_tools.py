@@ -305,3 +305,20 @@ def test_visualize_pairs(tools, stage2, tmp_path):
     assert boxes[4]['box'][0] > 100 and boxes[4]['box'][2] - boxes[4][
         'box'][0] == 40.
     assert boxes[3]['color'] == boxes[4]['color'] != boxes[5]['color']
+
+
+def test_inputs_are_identified_by_content(tmp_path):
+    """A checkpoint retrained in place (same name and size) must not reuse
+    the chunks of the old one."""
+    sys.path.insert(0, str(TOOLS))
+    try:
+        from _common import file_signature
+    finally:
+        sys.path.remove(str(TOOLS))
+    f = tmp_path / 'epoch_800.pth'
+    f.write_bytes(b'a' * 100)
+    old = file_signature(str(f))
+    f.write_bytes(b'b' * 100)
+    assert file_signature(str(f)) != old
+    assert file_signature(str(f))['name'] == 'epoch_800.pth'
+    assert file_signature(None) == dict(path=None)

@@ -104,10 +104,19 @@ def resolve_device(device: str) -> str:
 
 
 def file_signature(path: str) -> dict:
-    """What identifies an input file in a job's settings."""
+    """What identifies an input file in a job's settings: its SHA-256.
+
+    A checkpoint retrained in place keeps its name and often its size, so
+    only the content tells whether stored chunks may be reused.
+    """
     if path is None or not osp.isfile(path):
         return dict(path=path)
-    return dict(path=osp.abspath(path), size=osp.getsize(path))
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            digest.update(block)
+    return dict(name=osp.basename(path), sha256=digest.hexdigest())
 
 
 def names_digest(names) -> str:

@@ -13,7 +13,9 @@ Any stage-1 / stage-3 config pair whose data pipelines are laid out like
 the demo configs' works, e.g. the CamVid pair
 ``configs/orl/{byol,orl}_resnet18-tiny-camvid_1xb32-40e_camvid.py``.
 
-Outputs go to ``<work-dir>/{stage1,stage2,stage3}``. On CPU the demo runs
+Outputs go to ``<work-dir>/{stage1,stage2,stage3}``. Running the command
+again resumes: the training stages from their last checkpoint, the stage-2
+tools from their stored chunks. On CPU the demo runs
 with 128 px image views and 64 px RoIs (``--view-size 224 --roi-size 96``
 gives ORL's geometry); ``--quick`` shrinks everything (24 images, 64 px
 views, 32 px RoIs, one epoch per stage) for tests.
@@ -62,11 +64,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _train(config: str, work_dir: str, options: List[str]) -> str:
-    """Run tools/train.py; return the last checkpoint's path."""
+    """Run tools/train.py; return the last checkpoint's path.
+
+    A work dir with a checkpoint is resumed, so running the pipeline again
+    after an interruption continues where it stopped (a finished stage
+    returns at once).
+    """
     cmd = [
         sys.executable,
         osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir
     ]
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        cmd.append('--resume')
     if options:
         cmd += ['--cfg-options', *options]
     print('+', ' '.join(cmd), flush=True)
