@@ -322,3 +322,16 @@ def test_inputs_are_identified_by_content(tmp_path):
     assert file_signature(str(f)) != old
     assert file_signature(str(f))['name'] == 'epoch_800.pth'
     assert file_signature(None) == dict(path=None)
+
+
+def test_launcher_and_shard_options_are_checked(tools, monkeypatch):
+    import torch
+    knn_images = tools[0]
+    base = [CONFIG, 'none', '--out', 'unused.json']
+    with pytest.raises(ValueError, match='exclusive'):
+        knn_images.main(base + ['--shard', '0/2', '--launcher', 'pytorch'])
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(ValueError, match='SLURM_ARRAY_TASK_ID'):
+        knn_images.main(base + ['--launcher', 'slurm'])
+    with pytest.raises(ValueError, match='--shard must be i/n'):
+        knn_images.main(base + ['--shard', 'half'])

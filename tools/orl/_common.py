@@ -86,6 +86,13 @@ def init_shards(args):
     if args.launcher != 'none':
         if shard is not None:
             raise ValueError('--shard and --launcher are exclusive')
+        import torch
+        if args.launcher == 'slurm' and not torch.cuda.is_available():
+            # mmengine's Slurm set-up picks a GPU per task (no CPU path).
+            raise ValueError(
+                '--launcher slurm needs GPUs; on CPU nodes run a job array '
+                'with --shard ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}'
+                ' (or torchrun with --launcher pytorch)')
         from mmengine.dist import init_dist
 
         # Ranks wait at barriers for the slowest shard: allow long waits
