@@ -143,12 +143,13 @@ class ShardProgress:
     def __init__(self, total: int, show: bool = True) -> None:
         from mmengine.utils import ProgressBar
         self.bar = ProgressBar(total) if show and total else None
+        self.done = 0
 
     def update(self, n: int = 1) -> None:
         """Advance by ``n`` items."""
-        if self.bar is not None:
-            for _ in range(n):
-                self.bar.update()
+        self.done += n
+        if self.bar is not None and n:
+            self.bar.update(n)
 
     def close(self) -> None:
         """End the bar's line."""

@@ -114,7 +114,11 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
         return None
     emb = np.concatenate(
         [p['embeddings'] for p in job.merged(['embeddings'])])
-    knn = knn_from_embeddings(emb, args.k)
+    print('nearest neighbours:')
+    bar = ShardProgress(len(emb))
+    knn = knn_from_embeddings(
+        emb, args.k, progress=lambda done: bar.update(done - bar.done))
+    bar.close()
     root = args.img_root
     if root is None:
         root = dataset.data_prefix.get('img_path', '')

@@ -208,9 +208,11 @@ def make_images_part(file_names: Sequence[str],
     return dict(file_name=list(file_names), id=[int(i) for i in ids])
 
 
-def knn_from_embeddings(embeddings: np.ndarray,
-                        k: int = 10,
-                        block_size: int = 1024) -> np.ndarray:
+def knn_from_embeddings(
+        embeddings: np.ndarray,
+        k: int = 10,
+        block_size: int = 1024,
+        progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
     """Cosine k nearest neighbours of every row, itself excluded.
 
     As in ORL: the top ``k + 1`` by cosine similarity, the first dropped
@@ -223,6 +225,8 @@ def knn_from_embeddings(embeddings: np.ndarray,
         embeddings (np.ndarray): Shape (N, D), N > k.
         k (int): Neighbours per image. Defaults to 10.
         block_size (int): Query rows per block. Defaults to 1024.
+        progress (Callable, optional): Called with the number of rows done
+            after every block.
 
     Returns:
         np.ndarray: Rows of the neighbours, shape (N, k), int64, by
@@ -250,6 +254,8 @@ def knn_from_embeddings(embeddings: np.ndarray,
         for r in np.flatnonzero(ties):
             best[r] = np.argsort(-sim[r], kind='stable')[:k + 1]
         out[start:stop] = best[:, 1:]
+        if progress is not None:
+            progress(stop)
     return out
 
 
