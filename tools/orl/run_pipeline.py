@@ -22,7 +22,7 @@ views, 32 px RoIs, one epoch per stage) for tests.
 
 Example::
 
-    python tools/orl/run_demo.py --work-dir work_dirs/orl_demo
+    python tools/orl/run_pipeline.py --work-dir work_dirs/orl_demo
 """
 import argparse
 import os
