@@ -20,9 +20,13 @@ with 128 px image views and 64 px RoIs (``--view-size 224 --roi-size 96``
 gives ORL's geometry); ``--quick`` shrinks everything (24 images, 64 px
 views, 32 px RoIs, one epoch per stage) for tests.
 
-Example::
+Examples::
 
     python tools/orl/run_pipeline.py --work-dir work_dirs/orl_demo
+    python tools/orl/run_pipeline.py --view-size 224 --roi-size 96 \\
+        --stage1 configs/orl/byol_resnet18-tiny-camvid_1xb32-40e_camvid.py \\
+        --stage3 configs/orl/orl_resnet18-tiny-camvid_1xb32-40e_camvid.py \\
+        --work-dir work_dirs/camvid/orl
 """
 import argparse
 import os
