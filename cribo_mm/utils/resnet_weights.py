@@ -13,7 +13,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from torch import Tensor
 
-from .checkpoint import CheckpointError, _plain, strip_prefix
+from .checkpoint import CheckpointError, _plain, _strip_ddp, strip_prefix
 
 __all__ = [
     'RESNET_PREFIXES', 'extract_resnet_backbone', 'infer_resnet_arch',
@@ -107,9 +107,7 @@ def extract_resnet_backbone(checkpoint: Mapping,
     state = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state, Mapping):
         raise CheckpointError('the checkpoint holds no state dict')
-    state = OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in state.items())
+    state = _strip_ddp(state)
     backbone = strip_prefix(state, RESNET_PREFIXES[network])
     if not backbone:
         raise CheckpointError(

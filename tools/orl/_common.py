@@ -145,6 +145,16 @@ class ShardProgress:
         self.bar = ProgressBar(total) if show and total else None
         self.done = 0
 
+    @classmethod
+    def for_chunks(cls, job, chunks) -> 'ShardProgress':
+        """A bar over the items of ``chunks`` of ``job``, drawn by one
+        process per job: rank 0 of a process group, or each hand-started
+        shard (which has no process group)."""
+        from mmengine.dist import get_rank
+        return cls(
+            sum(len(job.chunk_range(c)) for c in chunks),
+            show=get_rank() == 0)
+
     def update(self, n: int = 1) -> None:
         """Advance by ``n`` items."""
         self.done += n

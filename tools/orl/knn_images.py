@@ -72,7 +72,6 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
     setup()
     shard = init_shards(args)
     import numpy as np
-    from mmengine.dist import get_rank
     from mmengine.registry import build_from_cfg
 
     from cribo_mm.datasets.orl import (build_stage1_network, embed_images,
@@ -100,9 +99,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
     pending = job.pending()
     if pending:
         model = build_stage1_network(cfg, ckpt, resolve_device(args.device))
-        bar = ShardProgress(
-            sum(len(job.chunk_range(c)) for c in pending),
-            show=shard is not None or get_rank() == 0)
+        bar = ShardProgress.for_chunks(job, pending)
         for c in pending:
             rows = job.chunk_range(c)
             emb = embed_images(model, paths[rows.start:rows.stop], args.resize,

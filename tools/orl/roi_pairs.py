@@ -111,7 +111,6 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
     setup()
     shard = init_shards(args)
     import numpy as np
-    from mmengine.dist import get_rank
 
     from cribo_mm.datasets.orl import (ORLAnnotationError, RoIEmbedder,
                                        assemble_correspondence,
@@ -135,7 +134,6 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
         knn_image_num=max(len(r) for r in rows),
         knn_bbox_pair_ratio=args.pair_ratio)
     ckpt = None if args.checkpoint == 'none' else args.checkpoint
-    show = shard is not None or get_rank() == 0
     settings = dict(
         images=names_digest(paths),
         proposals=file_signature(args.proposals),
@@ -157,8 +155,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
                                      checkpoint=ckpt,
                                      device=resolve_device(args.device))
         embedder = RoIEmbedder(model, paths, args.roi_size, args.batch_size)
-        bar = ShardProgress(
-            sum(len(rois.chunk_range(c)) for c in pending), show=show)
+        bar = ShardProgress.for_chunks(rois, pending)
         for c in pending:
             rng = rois.chunk_range(c)
             kept = filter_all_proposals(
@@ -188,8 +185,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
         settings,
         shard=shard)
     pending = pairs_job.pending()
-    bar = ShardProgress(
-        sum(len(pairs_job.chunk_range(c)) for c in pending), show=show)
+    bar = ShardProgress.for_chunks(pairs_job, pending)
     for c in pending:
         part = []
         for i in pairs_job.chunk_range(c):

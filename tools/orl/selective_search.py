@@ -84,24 +84,15 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
     import json
     import multiprocessing
 
-    from mmengine.dist import get_rank
 
-    from cribo_mm.datasets.orl import validate_orl_json
+    from cribo_mm.datasets.orl import validate_images_part
     from cribo_mm.datasets.orl.proposals import require_selective_search
     from cribo_mm.utils.sharded_job import ShardedJob
 
     require_selective_search()
     with open(args.images) as f:
-        src = json.load(f)
-    images = src.get('images')
-    names = (images or {}).get('file_name') or []
-    validate_orl_json(
-        dict(
-            images=images,
-            pseudo_annotations=dict(
-                image_id=(images or {}).get('id'),
-                bbox=[[[0, 0, 1, 1]]] * len(names))), 'proposals',
-        args.images)
+        images = validate_images_part(json.load(f), args.images)
+    names = images['file_name']
     paths = [osp.join(args.img_root, n) for n in names]
     seed = None if args.seed < 0 else args.seed
     job = ShardedJob(
@@ -115,9 +106,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
         args.workers = max(1, (os.cpu_count() or 1) // per_node)
     pending = job.pending()
     if pending:
-        bar = ShardProgress(
-            sum(len(job.chunk_range(c)) for c in pending),
-            show=shard is not None or get_rank() == 0)
+        bar = ShardProgress.for_chunks(job, pending)
         pool = None
         if args.workers > 0:
             pool = multiprocessing.get_context('spawn').Pool(args.workers)

@@ -38,7 +38,7 @@ __all__ = [
     'ORLAnnotationError', 'DEFAULT_INFO', 'assemble_correspondence',
     'build_correspondence', 'filter_all_proposals', 'image_pairs',
     'knn_from_embeddings', 'load_orl_json', 'make_images_part',
-    'validate_orl_json'
+    'validate_images_part', 'validate_orl_json'
 ]
 
 DEFAULT_INFO = dict(
@@ -79,6 +79,43 @@ def _is_box(b, n: int = 4) -> bool:
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in b))
 
 
+def validate_images_part(data: dict, filename: str = '<memory>') -> dict:
+    """Check the ``images`` part shared by every stage-2 file.
+
+    Args:
+        data (dict): A parsed stage-2 file (any kind).
+        filename (str): Named in errors. Defaults to '<memory>'.
+
+    Returns:
+        dict: The ``images`` part.
+
+    Raises:
+        ORLAnnotationError: On the first problem, naming file and key.
+    """
+
+    def fail(key, reason):
+        raise ORLAnnotationError(filename, key, reason)
+
+    if not isinstance(data, dict):
+        fail('<root>', f'expected a JSON object, got {type(data).__name__}')
+    images = data.get('images')
+    if not isinstance(images, dict):
+        fail('images', 'missing or not an object {file_name, id}')
+    for k in ('file_name', 'id'):
+        if not isinstance(images.get(k), list):
+            fail(f'images.{k}', 'missing or not a list')
+    names, ids = images['file_name'], images['id']
+    n = len(names)
+    if n == 0:
+        fail('images.file_name', 'empty image list')
+    if len(ids) != n:
+        fail('images.id', f'{len(ids)} ids for {n} file names')
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name:
+            fail(f'images.file_name[{i}]', 'not a non-empty string')
+    return images
+
+
 def validate_orl_json(data: dict,
                       kind: str,
                       filename: str = '<memory>') -> dict:
@@ -101,23 +138,7 @@ def validate_orl_json(data: dict,
     def fail(key, reason):
         raise ORLAnnotationError(filename, key, reason)
 
-    if not isinstance(data, dict):
-        fail('<root>', f'expected a JSON object, got {type(data).__name__}')
-    images = data.get('images')
-    if not isinstance(images, dict):
-        fail('images', 'missing or not an object {file_name, id}')
-    for k in ('file_name', 'id'):
-        if not isinstance(images.get(k), list):
-            fail(f'images.{k}', 'missing or not a list')
-    names, ids = images['file_name'], images['id']
-    n = len(names)
-    if n == 0:
-        fail('images.file_name', 'empty image list')
-    if len(ids) != n:
-        fail('images.id', f'{len(ids)} ids for {n} file names')
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or not name:
-            fail(f'images.file_name[{i}]', 'not a non-empty string')
+    n = len(validate_images_part(data, filename)['file_name'])
     ann = data.get('pseudo_annotations')
     if not isinstance(ann, dict):
         fail('pseudo_annotations', 'missing or not an object')
