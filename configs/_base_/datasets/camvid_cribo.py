@@ -1,10 +1,11 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-# Pretraining on the CamVid training images (367, labels unused). The path
-# is relative to the project root; override data_root when it lives
-# elsewhere.
+# Pretraining on the CamVid training images (367, labels unused), in the
+# layout written by tools/dataset_converters/camvid.py. data_root follows
+# the OpenMMLab convention (data/<dataset>, relative to the project root);
+# elsewhere: --cfg-options train_dataloader.dataset.data_root=DIR
 _base_ = ['./cribo_pipeline.py']
 
-data_root = '../shared/data/camvid/'
+data_root = 'data/camvid/'
 train_dataloader = dict(
     batch_size=16,
     num_workers=2,

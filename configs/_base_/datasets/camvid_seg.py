@@ -1,11 +1,13 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 # CamVid, 11 classes, 255 = void (ignored), images 480x360. Use under
-# default_scope='mmseg'. data_root is relative to the project root.
+# default_scope='mmseg'. data_root follows the OpenMMLab convention
+# (data/<dataset>, relative to the project root); build it with
+# tools/dataset_converters/camvid.py or override the three data_root keys.
 custom_imports = dict(
     imports=['cribo_mm.datasets'], allow_failed_imports=False)
 
 dataset_type = 'CrIBoCamVidDataset'
-data_root = '../shared/data/camvid/'
+data_root = 'data/camvid/'
 crop_size = (352, 352)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -24,6 +26,22 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
+]
+# tools/test.py --tta: multi-scale (0.5-1.75) and flip, as MMSegmentation's
+# data set configs
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale_factor=r, keep_ratio=True)
+             for r in img_ratios],
+            [dict(type='RandomFlip', prob=0., direction='horizontal'),
+             dict(type='RandomFlip', prob=1., direction='horizontal')],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackSegInputs')],
+        ]),
 ]
 train_dataloader = dict(
     batch_size=8,

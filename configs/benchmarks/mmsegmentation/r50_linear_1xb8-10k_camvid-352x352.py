@@ -3,7 +3,7 @@
 # classes, 367 training and 101 validation images of 480x360), 352x352
 # crops, 10k iterations on 1 GPU x 8 images, as
 # vit-s16_linear_1xb8-10k_camvid-352x352.py. The data root defaults to
-# ../shared/data/camvid/ (see that config to change it).
+# data/camvid/ (see that config to change it).
 _base_ = [
     './_base_/models/linear_r50.py',
     '../../_base_/datasets/camvid_seg.py',

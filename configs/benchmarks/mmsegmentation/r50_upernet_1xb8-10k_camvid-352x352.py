@@ -2,7 +2,7 @@
 # ORL ResNet-50, UperNet fine-tuning, CamVid (11 classes), 352x352 crops,
 # 10k iterations on 1 GPU x 8 images with MMSegmentation's ResNet UperNet
 # schedule (SGD lr 0.01, poly to 1e-4). The data root defaults to
-# ../shared/data/camvid/.
+# data/camvid/.
 _base_ = [
     './_base_/models/upernet_r50.py',
     '../../_base_/datasets/camvid_seg.py',

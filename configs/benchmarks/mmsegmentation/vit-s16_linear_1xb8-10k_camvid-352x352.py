@@ -2,7 +2,7 @@
 # CrIBo ViT-S/16, linear segmentation on the frozen backbone, CamVid (11
 # classes, 367 training and 101 validation images of 480x360), 352x352 crops,
 # 10k iterations on 1 GPU x 8 images. The data root defaults to
-# ../shared/data/camvid/; change it with
+# data/camvid/; change it with
 # --cfg-options train_dataloader.dataset.data_root=DIR
 #               val_dataloader.dataset.data_root=DIR
 #               test_dataloader.dataset.data_root=DIR

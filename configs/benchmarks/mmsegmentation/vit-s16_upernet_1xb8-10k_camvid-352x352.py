@@ -1,7 +1,7 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 # CrIBo ViT-S/16, UperNet fine-tuning (layer-wise lr decay 0.65), CamVid
 # (11 classes), 352x352 crops, 10k iterations on 1 GPU x 8 images. The data
-# root defaults to ../shared/data/camvid/; change it with
+# root defaults to data/camvid/; change it with
 # --cfg-options train_dataloader.dataset.data_root=DIR
 #               val_dataloader.dataset.data_root=DIR
 #               test_dataloader.dataset.data_root=DIR

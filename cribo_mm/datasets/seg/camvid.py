@@ -14,7 +14,8 @@ __all__ = ['CrIBoCamVidDataset']
 class CrIBoCamVidDataset(BaseSegDataset):
     """CamVid street scenes, 11 classes, label 255 = void (ignored).
 
-    Expected layout (e.g. ``../shared/data/camvid``)::
+    Expected layout (``data/camvid`` in the configs; written by
+    ``tools/dataset_converters/camvid.py``)::
 
         <data_root>/train/images/*.jpg   <data_root>/train/labels/*.png
         <data_root>/val/images/*.jpg     <data_root>/val/labels/*.png
