@@ -18,20 +18,32 @@ from .colors import rgb_to_float
 __all__ = [
     'LOSS_KEYS', 'CURVE_KEYS', 'find_scalar_logs', 'read_scalar_log',
     'load_training_records', 'training_series', 'moving_average',
-    'epoch_starts', 'off_spans', 'render_training_curves'
+    'ENTROPY_KEYS', 'epoch_starts', 'off_spans', 'training_figure',
+    'render_training_curves'
 ]
 
 #: The three CrIBo loss terms.
 LOSS_KEYS = ('loss_global', 'loss_object_crossview', 'loss_object_crossimage')
+#: Collapse diagnostics (see ``cribo_mm.models.losses.collapse_stats``):
+#: mean teacher entropy, entropy of the batch-mean teacher distribution and
+#: log(out_dim), per head.
+ENTROPY_KEYS = ('teacher_entropy_global', 'teacher_entropy_object',
+                'teacher_batch_entropy_global',
+                'teacher_batch_entropy_object', 'log_out_dim_global',
+                'log_out_dim_object')
 #: Every key the curves read (besides the x axis).
-CURVE_KEYS = LOSS_KEYS + ('loss', 'cycle_consistent_ratio',
-                          'objects_per_image', 'bank_fill',
-                          'crossimage_enabled', 'epoch')
+CURVE_KEYS = LOSS_KEYS + ENTROPY_KEYS + (
+    'loss', 'cycle_consistent_ratio', 'objects_per_image', 'bank_fill',
+    'crossimage_enabled', 'epoch')
 _LABELS = {
     'loss_global': 'global (CLS)',
     'loss_object_crossview': 'object, cross-view',
     'loss_object_crossimage': 'object, cross-image',
     'loss': 'total',
+    'teacher_entropy_global': 'global: mean H(teacher)',
+    'teacher_entropy_object': 'object: mean H(teacher)',
+    'teacher_batch_entropy_global': 'global: H(batch mean)',
+    'teacher_batch_entropy_object': 'object: H(batch mean)',
 }
 _COLORS = {
     'loss_global': (31, 119, 180),
@@ -41,6 +53,10 @@ _COLORS = {
     'cycle_consistent_ratio': (148, 103, 189),
     'bank_fill': (140, 86, 75),
     'objects_per_image': (214, 39, 40),
+    'teacher_entropy_global': (31, 119, 180),
+    'teacher_batch_entropy_global': (31, 119, 180),
+    'teacher_entropy_object': (255, 127, 14),
+    'teacher_batch_entropy_object': (255, 127, 14),
 }
 
 
@@ -255,27 +271,36 @@ def off_spans(xs: np.ndarray, on: np.ndarray) -> List[Tuple[float, float]]:
     return spans
 
 
-def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
-                           size: Tuple[int, int] = (1200, 380),
-                           dpi: int = 100,
-                           smooth: int = 1,
-                           title: Optional[str] = None,
-                           x_label: str = 'iteration',
-                           show_total: bool = False) -> np.ndarray:
-    """Three panels: loss terms, cycle-consistent share, objects per image.
+def training_figure(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
+                    size: Tuple[int, int] = (1200, 720),
+                    dpi: int = 100,
+                    smooth: int = 1,
+                    title: Optional[str] = None,
+                    x_label: str = 'iteration',
+                    show_total: bool = False):
+    """The training-curve figure: four panels on a 2 x 2 grid.
 
-    Panel 1 shows the three loss terms (and optionally the total); the
-    iterations where the cross-image term is disabled (``crossimage_enabled``
-    = 0, e.g. the first epoch) are shaded. Panel 2 shows the share of
-    cycle-consistent pairs in percent (and the bank fill, dotted). Panel 3
-    shows the mean number of objects (clusters present in both views) per
-    image. Dotted vertical lines mark epoch starts. Missing keys leave
-    their curve out (a panel without data says so).
+    * ``loss terms``: the three loss terms (optionally the total); the
+      iterations where the cross-image term is disabled
+      (``crossimage_enabled`` = 0, e.g. the first epoch) are shaded.
+    * ``teacher entropy``: the collapse diagnostics, per head (global
+      blue, object orange): the mean entropy of the teacher distribution
+      (solid) and the entropy of its batch mean (dashed), with
+      ``log(out_dim)`` as a black dotted line. Solid curves on that line
+      are the uniform plateau (nothing learned); a solid curve falling
+      while the dashed one stays high is healthy; both falling is
+      collapse onto few prototypes.
+    * ``cycle-consistent pairs``: share of cycle-consistent retrievals in
+      percent (and the bank fill, dotted).
+    * ``objects per image``: clusters present in both views.
+
+    Dotted vertical lines mark epoch starts. Missing keys leave their curve
+    out (a panel without data says so).
 
     Args:
         series (dict): Output of :func:`training_series`.
         size (tuple[int, int]): Picture (width, height) in pixels.
-            Defaults to (1200, 380).
+            Defaults to (1200, 720).
         dpi (int): Resolution (fonts scale with it). Defaults to 100.
         smooth (int): Moving-average window over logged points (the raw
             values are drawn faintly behind). Defaults to 1 (no smoothing).
@@ -284,7 +309,9 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
         show_total (bool): Also plot the total loss. Defaults to False.
 
     Returns:
-        np.ndarray: uint8 RGB (height, width, 3).
+        matplotlib.figure.Figure: The figure (Agg canvas attached); its
+        axes are titled ``loss terms``, ``teacher entropy``,
+        ``cycle-consistent pairs`` and ``objects per image``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -292,8 +319,8 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
     width, height = (int(s) for s in size)
     fig = Figure(
         figsize=(width / dpi, height / dpi), dpi=dpi, layout='constrained')
-    canvas = FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2).ravel()
     epochs = epoch_starts(series)
 
     def plot(ax, key, scale=1., style='-', width_=1.6, label=None):
@@ -337,6 +364,26 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
     finish(ax, 'loss terms', 'loss', any(drawn))
 
     ax = axes[1]
+    drawn = [
+        plot(ax, key, style=style)
+        for key, style in (('teacher_entropy_global', '-'),
+                           ('teacher_batch_entropy_global', '--'),
+                           ('teacher_entropy_object', '-'),
+                           ('teacher_batch_entropy_object', '--'))
+    ]
+    levels = sorted({
+        round(float(series[key][1][-1]), 6)
+        for key in ('log_out_dim_global', 'log_out_dim_object')
+        if key in series
+    })
+    for i, level in enumerate(levels):
+        ax.axhline(level, color='k', ls=':', lw=1.2,
+                   label='log(out_dim)' if i == 0 else None)
+    if any(drawn):
+        ax.set_ylim(bottom=0)
+    finish(ax, 'teacher entropy', 'nats', any(drawn))
+
+    ax = axes[2]
     drawn = plot(ax, 'cycle_consistent_ratio', scale=100.,
                  label='cycle-consistent pairs')
     plot(ax, 'bank_fill', scale=100., style=':', width_=1.2,
@@ -344,7 +391,7 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
     ax.set_ylim(-2, 102)
     finish(ax, 'cycle-consistent pairs', '% of queried objects', drawn)
 
-    ax = axes[2]
+    ax = axes[3]
     drawn = plot(ax, 'objects_per_image', label='objects / image')
     finish(ax, 'objects per image', 'clusters in both views', drawn)
     if drawn:
@@ -352,6 +399,23 @@ def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
 
     if title:
         fig.suptitle(title, fontsize=11)
-    canvas.draw()
-    buf = np.asarray(canvas.buffer_rgba())
+    return fig
+
+
+def render_training_curves(series: Dict[str, Tuple[np.ndarray, np.ndarray]],
+                           size: Tuple[int, int] = (1200, 720),
+                           dpi: int = 100,
+                           smooth: int = 1,
+                           title: Optional[str] = None,
+                           x_label: str = 'iteration',
+                           show_total: bool = False) -> np.ndarray:
+    """Rasterise :func:`training_figure` (same arguments).
+
+    Returns:
+        np.ndarray: uint8 RGB (height, width, 3).
+    """
+    fig = training_figure(series, size, dpi, smooth, title, x_label,
+                          show_total)
+    fig.canvas.draw()
+    buf = np.asarray(fig.canvas.buffer_rgba())
     return np.ascontiguousarray(buf[..., :3])

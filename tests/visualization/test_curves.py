@@ -2,6 +2,7 @@
 """Training curves from scalar logs (:mod:`cribo_mm.visualization.curves`
 and ``tools/analysis/plot_training_curves.py``)."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from cribo_mm.visualization import (find_scalar_logs, load_png,
                                     load_training_records, moving_average,
                                     training_series)
-from cribo_mm.visualization.curves import epoch_starts, off_spans
+from cribo_mm.visualization.curves import (epoch_starts, off_spans,
+                                           training_figure)
 
 from .conftest import assert_not_blank, load_tool
 
@@ -25,6 +27,14 @@ def _record(step, iters_per_epoch=8):
         cycle_consistent_ratio=0.1 + 0.002 * step,
         bank_fill=min(1., step / 16),
         crossimage_enabled=float(epoch > 1),
+        # the teacher leaves the uniform plateau (log 64) after step 10
+        teacher_entropy_global=math.log(64) - (0 if step <= 10 else 0.1 *
+                                               (step - 10)),
+        teacher_batch_entropy_global=math.log(64) - 0.01 * step,
+        log_out_dim_global=math.log(64),
+        teacher_entropy_object=math.log(32) - 0.05 * step,
+        teacher_batch_entropy_object=math.log(32) - 0.001 * step,
+        log_out_dim_object=math.log(32),
         epoch=epoch,
         iter=step,
         step=step)
@@ -104,7 +114,7 @@ def test_plot_tool(work_dir, tmp_path):
     out = tool.main([str(work_dir), '--smooth', '3', '--x', 'epoch',
                      '--total'])
     assert out == str(work_dir / 'training_curves.png')
-    assert load_png(out).shape == (380, 1200, 3)
+    assert load_png(out).shape == (720, 1200, 3)
     assert len(load_training_records(str(work_dir))) == 12
 
 
@@ -118,3 +128,46 @@ def test_plot_tool_errors(tmp_path):
         json.dumps(dict(accuracy=1., step=1)) + '\n')
     with pytest.raises(ValueError, match='no training record'):
         tool.main([str(wd)])
+
+
+def _axis(fig, title):
+    found = [ax for ax in fig.axes if ax.get_title() == title]
+    assert len(found) == 1, [ax.get_title() for ax in fig.axes]
+    return found[0]
+
+
+def test_figure_has_the_teacher_entropy_panel(work_dir):
+    series = training_series(
+        load_training_records(str(work_dir), all_runs=True))
+    fig = training_figure(series)
+    assert [ax.get_title() for ax in fig.axes] == [
+        'loss terms', 'teacher entropy', 'cycle-consistent pairs',
+        'objects per image'
+    ]
+    ax = _axis(fig, 'teacher entropy')
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    # the four entropy curves carry the logged values
+    for key, label in (('teacher_entropy_global', 'global: mean H(teacher)'),
+                       ('teacher_batch_entropy_global',
+                        'global: H(batch mean)'),
+                       ('teacher_entropy_object', 'object: mean H(teacher)'),
+                       ('teacher_batch_entropy_object',
+                        'object: H(batch mean)')):
+        np.testing.assert_allclose(lines[label].get_ydata(), series[key][1])
+        np.testing.assert_allclose(lines[label].get_xdata(), series[key][0])
+    assert lines['global: mean H(teacher)'].get_linestyle() == '-'
+    assert lines['global: H(batch mean)'].get_linestyle() == '--'
+    # one horizontal log(out_dim) line per head size
+    levels = sorted(
+        float(line.get_ydata()[0]) for line in ax.get_lines()
+        if line.get_linestyle() == ':' and len(set(line.get_ydata())) == 1
+        and line.get_xdata()[0] == 0)
+    np.testing.assert_allclose(levels, [math.log(32), math.log(64)],
+                               rtol=1e-6)
+    # without the diagnostics (an old log) the panel says so
+    old = {k: v for k, v in series.items() if 'entropy' not in k
+           and not k.startswith('log_out_dim')}
+    ax = _axis(training_figure(old), 'teacher entropy')
+    assert [t.get_text() for t in ax.texts] == ['not logged']
+    assert not ax.get_lines() or all(
+        line.get_linestyle() == ':' for line in ax.get_lines())

@@ -2,10 +2,12 @@
 """Plot a CrIBo run's training curves into one PNG.
 
 Reads mmengine's scalar log(s) (``<work_dir>/<timestamp>/vis_data/
-scalars.json``) and draws three panels: the three loss terms (global,
+scalars.json``) and draws four panels: the three loss terms (global,
 object cross-view, object cross-image; iterations with the cross-image term
-disabled shaded), the share of cycle-consistent pairs (with the bank fill)
-and the number of objects per image. Dotted lines mark epoch starts.
+disabled shaded), the teacher entropies of both heads next to log(out_dim)
+(the collapse diagnostics: on the log(out_dim) line = uniform plateau), the
+share of cycle-consistent pairs (with the bank fill) and the number of
+objects per image. Dotted lines mark epoch starts.
 
 Examples::
 
@@ -27,8 +29,9 @@ if _ROOT not in sys.path:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(
-        description='Plot the loss terms, the share of cycle-consistent '
-        'pairs and the objects per image of a CrIBo run.')
+        description='Plot the loss terms, the teacher entropies, the share '
+        'of cycle-consistent pairs and the objects per image of a CrIBo or '
+        'DINO run.')
     parser.add_argument(
         'work_dir',
         help='work dir of the run (or a timestamp folder, or a '
@@ -55,9 +58,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--size',
         type=int,
         nargs=2,
-        default=(1200, 380),
+        default=(1200, 720),
         metavar=('WIDTH', 'HEIGHT'),
-        help='picture size in pixels (default: 1200 380)')
+        help='picture size in pixels (default: 1200 720)')
     parser.add_argument(
         '--dpi', type=int, default=100, help='resolution (default: 100)')
     parser.add_argument('--title', help='figure title (default: the path)')
@@ -87,14 +90,14 @@ def main(argv: Optional[List[str]] = None) -> str:
     from cribo_mm.visualization import (load_training_records,
                                         render_training_curves, save_png,
                                         show_image, training_series)
-    from cribo_mm.visualization.curves import LOSS_KEYS
+    from cribo_mm.visualization.curves import ENTROPY_KEYS, LOSS_KEYS
     records = load_training_records(args.work_dir, args.all_runs)
     series = training_series(records, x_key=args.x)
-    if not any(k in series for k in LOSS_KEYS + ('cycle_consistent_ratio',
-                                                 'objects_per_image')):
+    known = LOSS_KEYS + ENTROPY_KEYS + ('cycle_consistent_ratio',
+                                        'objects_per_image')
+    if not any(k in series for k in known):
         raise ValueError(
-            f'{args.work_dir!r} logged none of {LOSS_KEYS}, '
-            'cycle_consistent_ratio, objects_per_image: not a CrIBo run?')
+            f'{args.work_dir!r} logged none of {known}: not a CrIBo run?')
     out = args.out
     if out is None:
         folder = (args.work_dir if osp.isdir(args.work_dir) else

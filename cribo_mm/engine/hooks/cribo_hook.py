@@ -3,7 +3,7 @@ import glob
 import os
 import os.path as osp
 import random
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -13,6 +13,27 @@ from mmpretrain.utils import get_ori_model
 from cribo_mm.models.losses.cribo_loss import teacher_temperature_schedule
 from cribo_mm.models.utils.clustering import pos_alpha_schedule
 from cribo_mm.registry import HOOKS
+
+
+#: Heads whose teacher entropy the model logs (``teacher_entropy_<head>``
+#: next to ``log_out_dim_<head>``).
+COLLAPSE_HEADS = ('global', 'object')
+
+
+def on_uniform_plateau(entropy: float, max_entropy: float,
+                       rtol: float) -> bool:
+    """Whether a teacher distribution is (nearly) uniform.
+
+    Args:
+        entropy (float): Mean entropy of the teacher rows, in nats.
+        max_entropy (float): ``log(out_dim)``, the entropy of the uniform
+            distribution.
+        rtol (float): Relative tolerance.
+
+    Returns:
+        bool: ``entropy >= (1 - rtol) * max_entropy``.
+    """
+    return entropy >= (1. - rtol) * max_entropy
 
 
 @HOOKS.register_module()
@@ -34,6 +55,16 @@ class CrIBoHook(Hook):
     * optional per-parameter gradient clipping as in the reference
       (``clip_grad_per_param``); mmengine's ``optim_wrapper.clip_grad``
       clips the global norm instead.
+
+    The hook also watches the teacher entropies that the model logs every
+    iteration (``teacher_entropy_global`` / ``_object`` next to
+    ``log_out_dim_global`` / ``_object``): when a head's entropy stays within
+    ``plateau_rtol`` of ``log(out_dim)`` for every iteration of an epoch from
+    ``plateau_start_epoch`` on, the teacher is uniform (the plateau where
+    the loss equals ``log(out_dim)`` and nothing is learned) and a warning
+    names the settings that move it: a lower teacher temperature, a faster
+    EMA (larger ``model.base_momentum``), a smaller ``out_dim``, no
+    last-layer freezing.
 
     Checkpoints additionally carry the random-number states of the main
     process (``meta.cribo_rng_state``: torch, CUDA, numpy, python), so that
@@ -67,6 +98,11 @@ class CrIBoHook(Hook):
             checkpoint. Defaults to True.
         bank_files_to_keep (int): Newest bank side files kept (match the
             CheckpointHook's ``max_keep_ckpts``). Defaults to 3.
+        plateau_rtol (float): Relative distance to ``log(out_dim)`` under
+            which an iteration counts as on the uniform plateau. Defaults to
+            0.01.
+        plateau_start_epoch (int): First epoch checked for the plateau (the
+            ones before are warm-up). Defaults to 1.
     """
 
     priority = 'NORMAL'
@@ -80,7 +116,9 @@ class CrIBoHook(Hook):
                  freeze_last_layer_epochs: int = 1,
                  clip_grad_per_param: Optional[float] = None,
                  bank_in_checkpoint: bool = True,
-                 bank_files_to_keep: int = 3) -> None:
+                 bank_files_to_keep: int = 3,
+                 plateau_rtol: float = 0.01,
+                 plateau_start_epoch: int = 1) -> None:
         if len(pos_alpha) != 2:
             raise ValueError('pos_alpha must be (final, initial), got '
                              f'{pos_alpha!r}')
@@ -93,6 +131,13 @@ class CrIBoHook(Hook):
         self.clip_grad_per_param = clip_grad_per_param
         self.bank_in_checkpoint = bank_in_checkpoint
         self.bank_files_to_keep = bank_files_to_keep
+        if not 0. < plateau_rtol < 1.:
+            raise ValueError(
+                f'plateau_rtol must be in (0, 1), got {plateau_rtol!r}')
+        self.plateau_rtol = plateau_rtol
+        self.plateau_start_epoch = plateau_start_epoch
+        # per head: [iterations seen, iterations on the plateau, log K]
+        self._plateau_counts: Dict[str, list] = {}
         self._last_layer_frozen = False
         self._handles = []
 
@@ -150,6 +195,50 @@ class CrIBoHook(Hook):
         self._last_layer_frozen = values['last_layer_frozen']
         for key, value in values.items():
             runner.message_hub.update_scalar(f'train/{key}', float(value))
+        self._plateau_counts = {}
+
+    # -- uniform-plateau watch ----------------------------------------------
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs: Optional[dict] = None) -> None:
+        if not outputs:
+            return
+        for head in COLLAPSE_HEADS:
+            ent = outputs.get(f'teacher_entropy_{head}')
+            top = outputs.get(f'log_out_dim_{head}')
+            if ent is None or top is None:
+                continue
+            counts = self._plateau_counts.setdefault(head, [0, 0, 0.])
+            counts[0] += 1
+            counts[1] += on_uniform_plateau(
+                float(ent), float(top), self.plateau_rtol)
+            counts[2] = float(top)
+
+    def after_train_epoch(self, runner) -> None:
+        if runner.epoch < self.plateau_start_epoch:
+            return
+        stuck = [(head, counts) for head, counts in
+                 self._plateau_counts.items()
+                 if counts[0] > 0 and counts[1] == counts[0]]
+        if not stuck:
+            return
+        heads = ', '.join(
+            f'{head} head (log(out_dim) = {top:.3f})'
+            for head, (_, _, top) in stuck)
+        iters = stuck[0][1][0]
+        runner.logger.warning(
+            f'epoch {runner.epoch + 1}: the teacher entropy of the {heads} '
+            f'stayed within {100 * self.plateau_rtol:g}% of log(out_dim) '
+            f'in all {iters} iterations: the teacher is uniform and the '
+            'loss sits at its plateau, nothing is being learned. Settings '
+            'that leave it: a lower teacher temperature (CrIBoHook '
+            'teacher_temp / warmup_teacher_temp, e.g. 0.02), a faster EMA '
+            'teacher (model.base_momentum, e.g. 0.01 = momentum 0.99), a '
+            'smaller out_dim (model.head.out_dim / out_dim_c with '
+            'model.neck.out_channels / out_channels_objects, e.g. 256), '
+            'no last-layer freezing (CrIBoHook freeze_last_layer_epochs=0)')
 
     # -- checkpoints --------------------------------------------------------
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -238,7 +238,8 @@ class CrIBo(BaseSelfSupervisor):
             dict[str, Tensor]: ``loss_global``, ``loss_object_crossview``,
             ``loss_object_crossimage`` and logged statistics
             (``objects_per_image``, ``cycle_consistent_ratio``,
-            ``bank_fill``).
+            ``bank_fill``, the teacher entropies of
+            :meth:`CrIBoLoss.collapse_stats`).
         """
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError('CrIBo expects exactly two views per image, got '
@@ -268,12 +269,14 @@ class CrIBo(BaseSelfSupervisor):
                 self.teacher_backbone(images)[0][:, 0])
         student_global = self.neck(self.backbone(images)[0][:, 0])
         no_objects = student_global.new_zeros(0, self.head.out_dim_c)
+        stats = self._collapse_stats(teacher_global, no_objects)
         losses = self.head(
             student_global=student_global,
             teacher_global=teacher_global,
             student_objects=no_objects,
             teacher_objects=no_objects)
         self._check_finite(losses)
+        losses.update(stats)
         return losses
 
     def forward_train_step(self,
@@ -318,6 +321,7 @@ class CrIBo(BaseSelfSupervisor):
         student_objects = self.neck.forward_objects(
             torch.cat([student_v1, student_v2]))
 
+        stats = self._collapse_stats(teacher_global, teacher_objects)
         losses = self.head(
             student_global=student_global,
             teacher_global=teacher_global,
@@ -345,7 +349,18 @@ class CrIBo(BaseSelfSupervisor):
             retrieval.mask_v2.float().sum()).detach() / (2 * num_objects)
         losses['bank_fill'] = self.memory_bank.fill.detach().to(
             student_global.device)
+        losses.update(stats)
         return losses
+
+    def _collapse_stats(self, teacher_global: torch.Tensor,
+                        teacher_objects: torch.Tensor
+                        ) -> Dict[str, torch.Tensor]:
+        """Teacher entropies of this step's loss (before the centres move),
+        logged every iteration; empty if the head does not provide them."""
+        stats_fn = getattr(self.head, 'collapse_stats', None)
+        if stats_fn is None:
+            return {}
+        return stats_fn(teacher_global, teacher_objects)
 
     def _check_finite(self, losses: Dict[str, torch.Tensor]) -> None:
         terms = torch.stack([losses[k].detach().float() for k in LOSS_TERMS])

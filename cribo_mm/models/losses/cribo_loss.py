@@ -16,6 +16,7 @@ from mmengine import dist
 from torch import Tensor, nn
 
 from cribo_mm.registry import MODELS
+from .collapse_stats import teacher_collapse_stats
 
 __all__ = [
     'teacher_temperature_table', 'teacher_temperature_schedule', 'global_loss',
@@ -382,6 +383,38 @@ class CrIBoLoss(nn.Module):
             if update_center:
                 self.update_center(teacher_global, teacher_objects)
         return losses
+
+    @torch.no_grad()
+    def collapse_stats(self, teacher_global: Tensor,
+                       teacher_objects: Tensor) -> Dict[str, Tensor]:
+        """Collapse diagnostics of the teacher distributions of the loss.
+
+        Call before :meth:`forward` (which moves the centres) to describe
+        the distributions that this step's loss uses: ``softmax((t - c) /
+        tau)`` with the current centres and teacher temperatures. See
+        :mod:`cribo_mm.models.losses.collapse_stats` for the quantities.
+
+        Args:
+            teacher_global (Tensor): (2B, out_dim) teacher CLS outputs.
+            teacher_objects (Tensor): (2C, out_dim_c) projected teacher
+                objects; with C = 0 the object statistics are left out.
+
+        Returns:
+            dict[str, Tensor]: 0-dim float32 ``teacher_entropy_global``,
+            ``teacher_batch_entropy_global``, ``log_out_dim_global`` and,
+            with objects, the same three with the ``_object`` suffix.
+        """
+        out = {}
+        heads = [('global', teacher_global, self.center, self.teacher_temp)]
+        if teacher_objects.shape[0] > 0:
+            heads.append(('object', teacher_objects, self.center_c,
+                          self.teacher_temp_c))
+        for name, teacher, center, temp in heads:
+            stats = teacher_collapse_stats(teacher, center, temp)
+            out[f'teacher_entropy_{name}'] = stats['entropy']
+            out[f'teacher_batch_entropy_{name}'] = stats['batch_entropy']
+            out[f'log_out_dim_{name}'] = stats['max_entropy']
+        return out
 
     @torch.no_grad()
     def update_center(self, teacher_global: Tensor,
