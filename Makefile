@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export CRIBO_VENV := $(abspath $(VENV))
 
-.PHONY: env test test-fast demo clean-demo orl-demo
+.PHONY: env test test-fast demo clean-demo orl-demo readme-figures
 
 env:
 	@bash tools/setup_env.sh
@@ -14,23 +14,52 @@ test: env
 test-fast: env
 	$(PY) -m pytest -q -m "not slow" tests
 
-DEMO_DIR := work_dirs/demo
+# `make demo`: the CPU recipe on the embedded demo scenes. CrIBo and its
+# DINO twin train at equal budget (configs/cribo/vit-t16_demo.py,
+# configs/dino/dino_vit-t16_demo.py), then dense nearest-neighbour
+# retrieval evaluates random init, DINO and CrIBo (teachers and students)
+# on the demo validation split. DEMO_SEED=1 make demo for another seed.
+DEMO_SEED ?= 0
+DEMO_DIR := work_dirs/demo/seed$(DEMO_SEED)
 DEMO_CFG := configs/cribo/vit-t16_demo.py
-DEMO_EVAL := --dataset configs/_base_/datasets/demo_seg.py --img-size 256 \
-	--fraction 1 --seed 0
+DEMO_DINO_CFG := configs/dino/dino_vit-t16_demo.py
+DEMO_TRAIN := --cfg-options randomness.seed=$(DEMO_SEED)
+DEMO_EVAL := --dataset configs/_base_/datasets/demo_seg.py --img-size 128 \
+	--fraction 1 --seed 0 --no-progress
+DEMO_SUMMARY := tools/analysis/summarize_dense_nn.py --baseline random-init \
+	random-init=$(DEMO_DIR)/dense_nn_random \
+	dino-teacher=$(DEMO_DIR)/dense_nn_dino \
+	cribo-teacher=$(DEMO_DIR)/dense_nn_cribo \
+	dino-student=$(DEMO_DIR)/dense_nn_dino_student \
+	cribo-student=$(DEMO_DIR)/dense_nn_cribo_student \
+	--describe \
+	'random-init=the same ViT with random weights (seed $(DEMO_SEED)), no training' \
+	'dino-teacher=EMA teacher after DINO training (global term only)' \
+	'cribo-teacher=EMA teacher after CrIBo training, same budget as DINO' \
+	'dino-student=the DINO student (the network trained by gradients)' \
+	'cribo-student=the CrIBo student'
 
 demo: env
-	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)
+	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)/cribo $(DEMO_TRAIN)
+	$(PY) tools/train.py $(DEMO_DINO_CFG) --work-dir $(DEMO_DIR)/dino $(DEMO_TRAIN)
 	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) none $(DEMO_EVAL) \
-		--work-dir $(DEMO_DIR)/dense_nn_random
-	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR) $(DEMO_EVAL) \
-		--work-dir $(DEMO_DIR)/dense_nn_cribo --show-dir $(DEMO_DIR)/dense_nn_cribo/show
-	@echo; echo 'Dense nearest-neighbour retrieval on the demo validation split:'
-	@$(PY) tools/analysis/summarize_dense_nn.py \
-		random-init=$(DEMO_DIR)/dense_nn_random cribo-teacher=$(DEMO_DIR)/dense_nn_cribo
-	@echo; echo "checkpoint: $$(cat $(DEMO_DIR)/last_checkpoint)"
-	@echo "logs:       $(DEMO_DIR)/<timestamp>/ (TensorBoard: tensorboard --logdir $(DEMO_DIR))"
-	@echo "results:    $(DEMO_DIR)/dense_nn_{random,cribo}/*.json, pictures in $(DEMO_DIR)/dense_nn_cribo/show"
+		--init-seed $(DEMO_SEED) --work-dir $(DEMO_DIR)/dense_nn_random
+	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_DINO_CFG) $(DEMO_DIR)/dino \
+		$(DEMO_EVAL) --work-dir $(DEMO_DIR)/dense_nn_dino
+	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_DINO_CFG) $(DEMO_DIR)/dino \
+		$(DEMO_EVAL) --prefix backbone. --work-dir $(DEMO_DIR)/dense_nn_dino_student
+	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR)/cribo \
+		$(DEMO_EVAL) --prefix backbone. --work-dir $(DEMO_DIR)/dense_nn_cribo_student
+	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR)/cribo \
+		$(DEMO_EVAL) --work-dir $(DEMO_DIR)/dense_nn_cribo \
+		--show-dir $(DEMO_DIR)/dense_nn_cribo/show
+	$(PY) tools/analysis/plot_training_curves.py $(DEMO_DIR)/cribo
+	$(PY) tools/analysis/plot_training_curves.py $(DEMO_DIR)/dino
+	@echo; echo 'Dense nearest-neighbour retrieval on the demo validation split (seed $(DEMO_SEED)):'
+	@$(PY) $(DEMO_SUMMARY)
+	@echo; echo "checkpoints: $(DEMO_DIR)/{cribo,dino}/ (TensorBoard: tensorboard --logdir $(DEMO_DIR))"
+	@echo "curves:      $(DEMO_DIR)/{cribo,dino}/training_curves.png"
+	@echo "results:     $(DEMO_DIR)/dense_nn_*/*.json, pictures in $(DEMO_DIR)/dense_nn_cribo/show"
 
 clean-demo:
 	rm -rf work_dirs/demo work_dirs/orl_demo
@@ -38,3 +67,24 @@ clean-demo:
 # ORL stages 1-3 on the demo scenes (CPU, tiny ResNet-18; a few minutes)
 orl-demo: env
 	$(PY) tools/orl/run_pipeline.py --work-dir work_dirs/orl_demo
+
+# The README pictures in docs/images/ (the only target that writes there; the
+# tools themselves write under work_dirs/). Needs `make demo` first; the ORL
+# picture needs the CamVid pipeline run of the README (skipped without it).
+FIGURES := docs/images
+FIG_RUN := $(DEMO_DIR)/cribo
+FIG_CKPT = $(shell cat $(FIG_RUN)/last_checkpoint 2>/dev/null)
+ORL_CAMVID := work_dirs/camvid/orl/stage2/correspondence.json
+readme-figures: env
+	@test -f "$(FIG_CKPT)" || { echo "no checkpoint in $(FIG_RUN): run make demo first"; exit 1; }
+	$(PY) tools/analysis/visualize_objects.py $(DEMO_CFG) $(FIG_CKPT) \
+		--indices 2 5 --out-dir work_dirs/vis_objects --grid $(FIGURES)/cribo_objects.png --colors 256
+	$(PY) tools/analysis/visualize_neighbours.py $(DEMO_CFG) $(FIG_CKPT) \
+		--num-query-images 8 --bank-size 64 --num-pairs 6 --panel-size 128 --colors 256 \
+		--out $(FIGURES)/cribo_neighbours.png --json work_dirs/vis_neighbours/pairs.json
+	$(PY) tools/analysis/plot_training_curves.py $(FIG_RUN) --size 1000 320 --colors 256 \
+		--title 'CrIBo demo (configs/cribo/vit-t16_demo.py)' --out $(FIGURES)/cribo_training_curves.png
+	@if [ -f $(ORL_CAMVID) ]; then \
+		$(PY) tools/orl/visualize_pairs.py $(ORL_CAMVID) --images 120 200 --neighbours 1 \
+			--height 200 --colors 96 --out-dir work_dirs/orl_pairs --grid $(FIGURES)/orl_camvid_pairs.png; \
+	else echo "skipped $(FIGURES)/orl_camvid_pairs.png: $(ORL_CAMVID) missing (README, ORL on CamVid)"; fi

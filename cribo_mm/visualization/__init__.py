@@ -5,6 +5,8 @@
   (palettes, label maps, overlays, layout).
 * :mod:`.annotate`: texts and boxes through mmengine's ``Visualizer``.
 * :mod:`.figures`: the composed pictures (object clusters, neighbour pairs).
+* :mod:`.view_geometry`: the two views, their boxes, flips and token centres
+  on the original image (``tools/analysis/browse_dataset.py``).
 * :mod:`.curves`: training curves from mmengine's scalar logs.
 * :mod:`.inference`: load a CrIBo checkpoint, make seeded views and cluster
   them as in training.
@@ -30,6 +32,8 @@ from .io import load_png, save_png
 from .masks import (hard_labels, hatch_mask, label_boundaries,
                     labels_to_grid, mask_anchor, resize_labels,
                     view_to_original)
+from .view_geometry import (compose_view_geometry, draw_points,
+                            view_token_centres)
 
 __all__ = [
     'BoxItem', 'TextItem', 'annotate', 'display_available', 'show_image',
@@ -46,5 +50,6 @@ __all__ = [
     'collect_image_infos', 'load_cribo_model', 'prepare_sample',
     'seed_everything', 'load_png', 'save_png', 'hard_labels', 'hatch_mask',
     'label_boundaries', 'labels_to_grid', 'mask_anchor', 'resize_labels',
-    'view_to_original'
+    'view_to_original', 'compose_view_geometry', 'draw_points',
+    'view_token_centres'
 ]
