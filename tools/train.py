@@ -79,15 +79,6 @@ def merge_args(cfg: Config, args) -> Config:
                              'on the CPU')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(
-                f'--resume: checkpoint {args.resume} does not exist')
-        cfg.resume = True
-        cfg.load_from = args.resume
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg:
             raise KeyError('--auto-scale-lr: the config has no '
@@ -97,11 +88,26 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.resume is not None:
+        # after --cfg-options, which may move the work dir
+        from cribo_mm.utils.resume import (check_resume_file,
+                                           resolve_auto_resume)
+        if args.resume == 'auto':
+            target = resolve_auto_resume(cfg.work_dir)
+        else:
+            check_resume_file(args.resume, cfg.work_dir)
+            target = args.resume
+        cfg.resume = target is not None
+        cfg.load_from = target
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.launcher == 'pytorch':
+        # a rank must not outlive torchrun (e.g. after kill -9 of it)
+        from cribo_mm.utils.dist_faults import die_with_parent
+        die_with_parent()
     cfg = merge_args(Config.fromfile(args.config), args)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)

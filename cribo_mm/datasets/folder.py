@@ -1,10 +1,12 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Unlabelled images from any folder tree."""
+import logging
 import os
 import os.path as osp
 from typing import List, Optional, Sequence, Union
 
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from cribo_mm.registry import DATASETS
 
@@ -19,6 +21,12 @@ def scan_images(root: str,
                 recursive: bool = True,
                 follow_links: bool = True) -> List[str]:
     """List image files under ``root`` in a deterministic (sorted) order.
+
+    Every file and folder is listed once, by its real path: a folder reached
+    again through a symbolic link (a link loop such as ``a/up -> ..``, or
+    two links to one folder) is not descended into again, and several links
+    to one image give one entry (the first in sorted order). How many
+    duplicates were dropped is logged as a warning.
 
     Args:
         root (str): Folder to scan.
@@ -38,18 +46,45 @@ def scan_images(root: str,
         raise FileNotFoundError(f'Image folder {root!r} does not exist or is '
                                 'not a directory.')
     exts = tuple(e.lower() for e in extensions)
-    found = []
+    found = []  # (path, real path)
+    seen_dirs = set()
+    dup_dirs = []
     for dirpath, dirnames, filenames in os.walk(
             root, followlinks=follow_links):
+        real_dir = osp.realpath(dirpath)
+        if real_dir in seen_dirs:  # a link loop or a second link to a folder
+            dup_dirs.append(dirpath)
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real_dir)
         dirnames.sort()
         if not recursive:
             dirnames[:] = []
-        # hidden files (e.g. macOS '._x.jpg') are skipped
-        found.extend(
-            osp.join(dirpath, f) for f in filenames
-            if f.lower().endswith(exts) and not f.startswith('.'))
-    found.sort(key=lambda p: osp.relpath(p, root))
-    return found
+        for f in filenames:
+            # hidden files (e.g. macOS '._x.jpg') are skipped
+            if f.startswith('.') or not f.lower().endswith(exts):
+                continue
+            path = osp.join(dirpath, f)
+            real = osp.realpath(path) if osp.islink(path) else osp.join(
+                real_dir, f)
+            found.append((path, real))
+    found.sort(key=lambda item: osp.relpath(item[0], root))
+    unique, seen_files, dup_files = [], set(), []
+    for path, real in found:
+        if real in seen_files:
+            dup_files.append(path)
+        else:
+            seen_files.add(real)
+            unique.append(path)
+    if dup_dirs or dup_files:
+        example = (dup_dirs or dup_files)[0]
+        print_log(
+            f'{root!r}: {len(dup_dirs)} folder(s) and {len(dup_files)} '
+            'image(s) reached again through symbolic links were listed '
+            f'once (e.g. {example!r}).',
+            logger='current',
+            level=logging.WARNING)
+    return unique
 
 
 @DATASETS.register_module()

@@ -22,6 +22,17 @@ Fixes:
   initialise the process group directly, with gloo (NCCL needs CUDA). The
   Runner then passes ``device_ids=[LOCAL_RANK]`` to DDP, which torch
   rejects for a CPU module; those ids are dropped for CPU modules.
+* **Bounded collectives.** mmengine initialises the process group with
+  torch's default timeout unless ``env_cfg.dist_cfg.timeout`` is set; every
+  launcher (pytorch, slurm, mpi) now gets
+  :func:`cribo_mm.utils.dist_faults.dist_timeout` (config key, then the
+  ``CRIBO_DIST_TIMEOUT`` environment variable, then 30 min), so a stopped
+  rank makes the others raise instead of waiting forever.
+* **Data loaders without a batch.** A dataset smaller than one batch with
+  ``drop_last=True`` gives an epoch of zero iterations, which mmengine
+  reports as ``epoch_length must be a positive integer``; every loader the
+  Runner builds is checked by
+  :func:`cribo_mm.utils.dataloader_check.check_loader_not_empty`.
 * **numpy 2.** mmcv 2.1.0's ``adjust_hue`` computes its shift as
   ``np.uint8(hue_factor * 255)``, which numpy 2 rejects for negative factors
   (``OverflowError``), so mmpretrain's ``ColorJitter(hue=...)`` crashes about
@@ -32,6 +43,7 @@ Fixes:
   unchanged on numpy 2; pickled numpy scalars in checkpoints unpickle
   through numpy's own alias modules across numpy 1.x and 2.x.
 """
+import functools
 import inspect
 import os
 import os.path as osp
@@ -45,7 +57,11 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.model.wrappers import MMDistributedDataParallel
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .dataloader_check import check_loader_not_empty
+from .dist_faults import dist_timeout
 
 __all__ = [
     'adjust_hue', 'init_dist_pytorch', 'load_local_checkpoint',
@@ -78,6 +94,19 @@ def load_local_checkpoint(filename: str, map_location=None):
 
 
 _init_dist_pytorch = mmengine_dist_utils._init_dist_pytorch
+_init_dist_slurm = mmengine_dist_utils._init_dist_slurm
+_init_dist_mpi = mmengine_dist_utils._init_dist_mpi
+
+
+def _with_dist_timeout(init_fn):
+    """Wrap an mmengine launcher initialisation to always set a timeout."""
+
+    @functools.wraps(init_fn)
+    def init(*args, **kwargs):
+        kwargs['timeout'] = dist_timeout(kwargs.get('timeout'))
+        return init_fn(*args, **kwargs)
+
+    return init
 
 
 def init_dist_pytorch(backend: str = 'nccl',
@@ -140,6 +169,16 @@ def _mmcv_adjust_hue(img: np.ndarray,
     return adjust_hue(img, hue_factor)
 
 
+_build_dataloader = Runner.build_dataloader
+
+
+def _checked_build_dataloader(*args, **kwargs):
+    """``Runner.build_dataloader`` that refuses a loader without a batch."""
+    loader = _build_dataloader(*args, **kwargs)
+    check_loader_not_empty(loader)
+    return loader
+
+
 _ddp_init = MMDistributedDataParallel.__init__
 
 
@@ -155,7 +194,12 @@ def _apply() -> None:
     # '' is the scheme mmengine uses for plain local paths.
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_local_checkpoint, force=True)
-    mmengine_dist_utils._init_dist_pytorch = init_dist_pytorch
+    mmengine_dist_utils._init_dist_pytorch = _with_dist_timeout(
+        init_dist_pytorch)
+    mmengine_dist_utils._init_dist_slurm = _with_dist_timeout(
+        _init_dist_slurm)
+    mmengine_dist_utils._init_dist_mpi = _with_dist_timeout(_init_dist_mpi)
+    Runner.build_dataloader = staticmethod(_checked_build_dataloader)
     MMDistributedDataParallel.__init__ = _cpu_aware_ddp_init
     for module in (mmcv, mmcv.image, mmcv.image.photometric):
         module.adjust_hue = _mmcv_adjust_hue

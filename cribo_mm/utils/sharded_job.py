@@ -36,6 +36,21 @@ class ShardedJobError(RuntimeError):
     """A job folder does not match the run (settings, missing chunks)."""
 
 
+def _read_json(path: str):
+    """Parse a JSON file of the job folder, naming it when it is damaged."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ShardedJobError(
+            f'{path!r} is not valid JSON ({e.msg} at line {e.lineno}, '
+            f'column {e.colno}): delete it (and its .done marker) to '
+            'recompute it') from e
+    except UnicodeDecodeError as e:
+        raise ShardedJobError(f'{path!r} is not a UTF-8 JSON file ({e})') \
+            from e
+
+
 def parse_shard(text: Optional[str]) -> Optional[Tuple[int, int]]:
     """Parse ``'i/n'`` (shard ``i`` of ``n``, 0-based).
 
@@ -101,8 +116,7 @@ class ShardedJob:
         path = osp.join(self.folder, 'settings.json')
         settings = json.loads(json.dumps(settings))  # tuples -> lists
         if osp.isfile(path):
-            with open(path) as f:
-                old = json.load(f)
+            old = _read_json(path)
             for key in sorted(set(old) | set(settings)):
                 if old.get(key) != settings.get(key):
                     raise ShardedJobError(
@@ -177,8 +191,7 @@ class ShardedJob:
                 f'chunk {chunk} of {self.folder!r} is not done (shard '
                 f'{chunk % self.shard[1]} of {self.shard[1]} owns it)')
         if names is None:
-            with open(self._path(chunk, 'json')) as f:
-                return json.load(f)
+            return _read_json(self._path(chunk, 'json'))
         return {
             n: np.load(
                 self._path(chunk, f'{n}.npy'), mmap_mode='r' if mmap else None)

@@ -88,19 +88,26 @@ def test_missing_file_names_the_file(tmp_path):
 def test_skip_flag_returns_none_and_counts(tmp_path, monkeypatch):
     import pickle
 
+    from cribo_mm.datasets import skipped_files
     from cribo_mm.datasets.transforms import loading
     messages = []
     monkeypatch.setattr(loading, 'print_log',
                         lambda msg, **kw: messages.append((msg, kw)))
-    monkeypatch.setattr(CrIBoLoadImageFromFile, 'num_skipped', 0)
-    (tmp_path / 'bad.png').write_bytes(b'garbage')
+    monkeypatch.setattr(skipped_files, '_SKIPPED', {})
+    monkeypatch.delenv(skipped_files.SKIP_RECORD_ENV, raising=False)
+    for name in ('bad.png', 'bad2.png', 'bad3.png'):
+        (tmp_path / name).write_bytes(b'garbage')
     t = CrIBoLoadImageFromFile(skip_unreadable=True)
-    for _ in range(3):
+    for _ in range(3):  # the same file, met three times, counts once
         assert t(dict(img_path=str(tmp_path / 'bad.png'))) is None
-    assert CrIBoLoadImageFromFile.num_skipped == 3
-    # logged at 1 and 2 skips (powers of two), as warnings naming the file
+    assert CrIBoLoadImageFromFile.num_skipped() == 1
+    for name in ('bad2.png', 'bad3.png'):
+        assert t(dict(img_path=str(tmp_path / name))) is None
+    assert CrIBoLoadImageFromFile.num_skipped() == 3
+    # logged at 1 and 2 distinct files (powers of two), as warnings naming
+    # the file
     assert len(messages) == 2
-    assert 'bad.png' in messages[1][0] and '2 unreadable' in messages[1][0]
+    assert 'bad2.png' in messages[1][0] and '2 distinct' in messages[1][0]
     assert messages[0][1]['level'] == logging.WARNING
     assert 'skip_unreadable=True' in repr(t)
     err = UnreadableImageError('f.jpg', 'why')

@@ -135,6 +135,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='ignored pixels in memory labels: left out, or counted as '
         'class 0 as open-hummingbird-eval does (default: exclude)')
     parser.add_argument(
+        '--resize-labels',
+        action='store_true',
+        help='resize (nearest) label maps whose size differs from their '
+        'image instead of stopping with an error')
+    parser.add_argument(
         '--chunk-size',
         type=int,
         default=1024,
@@ -372,7 +377,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         backend=args.backend,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
-        device=args.device)
+        device=args.device,
+        resize_labels=args.resize_labels)
 
     # backbone
     torch.manual_seed(args.init_seed)

@@ -116,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
                                        assemble_correspondence,
                                        build_stage1_network,
                                        filter_all_proposals, image_pairs,
-                                       load_orl_json)
+                                       load_orl_json, resolve_image_paths)
     from cribo_mm.utils.sharded_job import ShardedJob
     knn = load_orl_json(args.knn, 'knn')
     props = load_orl_json(args.proposals, 'proposals')
@@ -124,7 +124,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
         raise ORLAnnotationError(args.proposals, 'images',
                                  f'differs from the images of {args.knn!r}')
     images = knn['images']
-    paths = [osp.join(args.img_root, n) for n in images['file_name']]
+    paths = resolve_image_paths(images['file_name'], args.img_root, args.knn)
     rows = knn['pseudo_annotations']['knn_image_id']
     info = dict(
         bbox_min_size=args.min_size,

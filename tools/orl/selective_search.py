@@ -81,19 +81,17 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
     args = parse_args(argv)
     setup()
     shard = init_shards(args)
-    import json
     import multiprocessing
 
-
-    from cribo_mm.datasets.orl import validate_images_part
+    from cribo_mm.datasets.orl import (read_json, resolve_image_paths,
+                                       validate_images_part)
     from cribo_mm.datasets.orl.proposals import require_selective_search
     from cribo_mm.utils.sharded_job import ShardedJob
 
     require_selective_search()
-    with open(args.images) as f:
-        images = validate_images_part(json.load(f), args.images)
+    images = validate_images_part(read_json(args.images), args.images)
     names = images['file_name']
-    paths = [osp.join(args.img_root, n) for n in names]
+    paths = resolve_image_paths(names, args.img_root, args.images)
     seed = None if args.seed < 0 else args.seed
     job = ShardedJob(
         osp.join(args.work_dir, 'proposals'),

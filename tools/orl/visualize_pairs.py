@@ -59,15 +59,16 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     """
     args = parse_args(argv)
     import mmcv
-    from mmengine.utils import ProgressBar
 
-    from cribo_mm.datasets.orl import load_orl_json
+    from cribo_mm.datasets.orl import load_orl_json, resolve_image_paths
+    from cribo_mm.utils.progress import make_progress
     from cribo_mm.visualization import save_png
     from cribo_mm.visualization.figures import (add_header,
                                                 compose_roi_pairs, render,
                                                 tile)
     data = load_orl_json(args.correspondence, 'correspondence')
     names = data['images']['file_name']
+    paths = resolve_image_paths(names, args.img_root, args.correspondence)
     ann = data['pseudo_annotations']
     rows = args.images if args.images is not None else list(
         range(min(args.num_images, len(names))))
@@ -77,11 +78,10 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
                              f' of {args.correspondence!r}')
 
     def read(row):
-        path = osp.join(args.img_root, names[row])
-        return mmcv.imread(path, channel_order='rgb')
+        return mmcv.imread(paths[row], channel_order='rgb')
 
     written, figures = [], []
-    bar = ProgressBar(len(rows))
+    bar = make_progress(len(rows))
     for i in rows:
         image = read(i)
         panels = []
@@ -107,7 +107,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         out = osp.join(args.out_dir, f'pairs_{i:06d}.png')
         written.append(save_png(render(figure), out, colors=args.colors))
         bar.update()
-    print()
+    bar.close()
     if args.grid:
         written.append(
             save_png(render(tile(figures, cols=1)), args.grid, args.colors))

@@ -7,7 +7,8 @@ from .correspondence import (DEFAULT_INFO, ORLAnnotationError,
                              assemble_correspondence, build_correspondence,
                              filter_all_proposals, image_pairs,
                              knn_from_embeddings, load_orl_json,
-                             make_images_part, validate_images_part,
+                             make_images_part, read_json,
+                             resolve_image_paths, validate_images_part,
                              validate_orl_json)
 from .dataset import ORLPairDataset
 from .proposals import require_selective_search, selective_search
@@ -23,6 +24,7 @@ __all__ = [
     'build_stage1_network', 'crop_resize', 'embed_images',
     'filter_all_proposals', 'filter_proposals', 'image_pairs', 'image_list',
     'jitter_box', 'knn_from_embeddings', 'load_orl_json', 'make_images_part',
-    'relative_names', 'require_selective_search', 'select_top_pairs',
+    'read_json', 'relative_names', 'require_selective_search',
+    'resolve_image_paths', 'select_top_pairs',
     'selective_search', 'validate_images_part', 'validate_orl_json'
 ]

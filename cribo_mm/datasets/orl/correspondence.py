@@ -28,6 +28,8 @@ All per-image lists are aligned with ``images``. Boxes are ``(x, y, w, h)``
 in pixels of the original image.
 """
 import json
+import os
+import os.path as osp
 from typing import (Callable, List, MutableMapping, Optional, Sequence)
 
 import numpy as np
@@ -38,7 +40,8 @@ __all__ = [
     'ORLAnnotationError', 'DEFAULT_INFO', 'assemble_correspondence',
     'build_correspondence', 'filter_all_proposals', 'image_pairs',
     'knn_from_embeddings', 'load_orl_json', 'make_images_part',
-    'validate_images_part', 'validate_orl_json'
+    'read_json', 'resolve_image_paths', 'validate_images_part',
+    'validate_orl_json'
 ]
 
 DEFAULT_INFO = dict(
@@ -204,13 +207,74 @@ def load_orl_json(filename: str, kind: str) -> dict:
         FileNotFoundError: No such file.
         ORLAnnotationError: Not JSON, or not the documented layout.
     """
+    return validate_orl_json(read_json(filename), kind, filename)
+
+
+def read_json(filename: str):
+    """Parse a JSON file, naming it and the position of a syntax error.
+
+    Args:
+        filename (str): Path of the file.
+
+    Returns:
+        The parsed content.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ORLAnnotationError: Not UTF-8 JSON; the message gives the line,
+            column and character offset of the error.
+    """
     try:
-        with open(filename) as f:
-            data = json.load(f)
+        with open(filename, encoding='utf-8') as f:
+            return json.load(f)
     except json.JSONDecodeError as e:
-        raise ORLAnnotationError(filename, '<root>',
-                                 f'not valid JSON ({e})') from e
-    return validate_orl_json(data, kind, filename)
+        raise ORLAnnotationError(
+            filename, '<root>', f'not valid JSON: {e.msg} at line '
+            f'{e.lineno}, column {e.colno} (character {e.pos})') from e
+    except UnicodeDecodeError as e:
+        raise ORLAnnotationError(
+            filename, '<root>', f'not a UTF-8 text file (byte {e.start}: '
+            f'{e.reason})') from e
+
+
+def resolve_image_paths(names: Sequence[str], img_root: str,
+                        filename: str = '<memory>') -> List[str]:
+    """Join the ``images.file_name`` entries of a stage-2 file to the image
+    folder, refusing any that leads outside it.
+
+    A name is refused when the path it gives, with ``..`` components and
+    symbolic links resolved, is not inside the (resolved) image folder:
+    ``../`` escapes, absolute paths elsewhere and links pointing out of the
+    folder. With an empty ``img_root`` the names are used as listed (the
+    files written with ``--img-root ''`` hold full paths).
+
+    Args:
+        names (Sequence[str]): File names, relative to ``img_root``.
+        img_root (str): The image folder (``--img-root``).
+        filename (str): The stage-2 file, named in errors.
+
+    Returns:
+        list[str]: ``img_root``-joined paths, in order.
+
+    Raises:
+        ORLAnnotationError: A name outside ``img_root``, naming the file,
+            its index and where it leads.
+    """
+    if not img_root:
+        return list(names)
+    root = osp.realpath(img_root)
+    paths = []
+    for i, name in enumerate(names):
+        path = osp.join(img_root, name)
+        real = osp.realpath(path)
+        if real != root and not real.startswith(root.rstrip(os.sep) +
+                                                os.sep):
+            raise ORLAnnotationError(
+                filename, f'images.file_name[{i}]',
+                f'{name!r} leads outside the image folder {img_root!r} '
+                f'(to {real!r}); names must be relative paths inside it')
+        paths.append(path)
+    return paths
 
 
 def make_images_part(file_names: Sequence[str],

@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence
 from mmengine.dataset import BaseDataset
 
 from cribo_mm.registry import DATASETS
-from .correspondence import load_orl_json
+from .correspondence import load_orl_json, resolve_image_paths
 
 __all__ = ['ORLPairDataset']
 
@@ -27,7 +27,9 @@ class ORLPairDataset(BaseDataset):
         data_root (str): Root folder. Defaults to ''.
         data_prefix (str | dict): Image folder (``dict(img_path=...)``)
             relative to ``data_root``; the file names of the JSON are
-            relative to it. Defaults to ''.
+            relative to it and must stay inside it (``../`` escapes,
+            absolute paths and links elsewhere are refused). Defaults to
+            ''.
         check_files (bool): Check on load that every image exists.
             Defaults to True.
         pipeline (Sequence): Processing pipeline. Defaults to ().
@@ -72,7 +74,8 @@ class ORLPairDataset(BaseDataset):
                 f'(data_root={self.data_root!r}).')
         data = load_orl_json(self.ann_file, 'correspondence')
         img_dir = self.data_prefix.get('img_path', '')
-        paths = [osp.join(img_dir, f) for f in data['images']['file_name']]
+        paths = resolve_image_paths(data['images']['file_name'], img_dir,
+                                    self.ann_file)
         if self.check_files:
             missing = [p for p in paths if not osp.isfile(p)]
             if missing:

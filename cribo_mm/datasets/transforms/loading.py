@@ -2,7 +2,8 @@
 """Robust image loading: any common mode to 8-bit 3-channel BGR."""
 import io
 import os
-from typing import Optional
+import warnings
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -12,8 +13,17 @@ from mmengine.logging import print_log
 from PIL import Image
 
 from cribo_mm.registry import TRANSFORMS
+from ..skipped_files import (SKIP_RECORD_ENV, record_skipped,
+                             skipped_in_process)
 
-__all__ = ['UnreadableImageError', 'decode_image', 'CrIBoLoadImageFromFile']
+__all__ = [
+    'DEFAULT_MAX_PIXELS', 'ImageTooLargeError', 'UnreadableImageError',
+    'decode_image', 'image_size_from_header', 'CrIBoLoadImageFromFile'
+]
+
+#: Default pixel limit (Pillow's ``MAX_IMAGE_PIXELS``, about 9459 x 9459;
+#: 256 MiB as 8-bit RGB).
+DEFAULT_MAX_PIXELS = 89_478_485
 
 
 class UnreadableImageError(RuntimeError):
@@ -32,6 +42,83 @@ class UnreadableImageError(RuntimeError):
     def __reduce__(self):
         # keep the two-argument signature picklable across worker processes
         return (self.__class__, (self.filename, self.reason))
+
+
+class ImageTooLargeError(UnreadableImageError):
+    """An image has more pixels than allowed (e.g. a decompression bomb).
+
+    Args:
+        filename (str): The offending file.
+        width (int): Its width, as given by its header (-1 if unknown).
+        height (int): Its height (-1 if unknown).
+        max_pixels (int): The limit.
+        detail (str): What is known of the size when width and height are
+            not. Defaults to ''.
+    """
+
+    def __init__(self,
+                 filename: str,
+                 width: int,
+                 height: int,
+                 max_pixels: int,
+                 detail: str = '') -> None:
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+        self.detail = detail
+        size = (f'{width} x {height} = {width * height} pixels'
+                if width >= 0 else detail or 'its size')
+        super().__init__(
+            filename, f'{size} exceeds the limit of {max_pixels} pixels '
+            '(max_pixels of CrIBoLoadImageFromFile; raise it for genuinely '
+            'large images, or None to disable the check)')
+
+    def __reduce__(self):
+        return (self.__class__, (self.filename, self.width, self.height,
+                                 self.max_pixels, self.detail))
+
+
+def image_size_from_header(img_bytes: bytes) -> Optional[Tuple[int, int]]:
+    """Width and height of an encoded image, from its header only.
+
+    Pillow parses the header lazily, so nothing is decoded.
+
+    Args:
+        img_bytes (bytes): The encoded file content.
+
+    Returns:
+        tuple[int, int] | None: ``(width, height)``, or None when Pillow
+        does not recognise the format.
+
+    Raises:
+        Image.DecompressionBombError: The header announces more than twice
+            Pillow's own limit.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(img_bytes)) as pil:
+                return tuple(pil.size)
+    except Image.DecompressionBombError:
+        raise
+    except Exception:  # noqa: BLE001  (unknown or broken header)
+        return None
+
+
+def _check_pixels(img_bytes: bytes, filename: str,
+                  max_pixels: Optional[int]) -> None:
+    """Refuse an image whose header announces more than ``max_pixels``."""
+    if max_pixels is None:
+        return
+    try:
+        size = image_size_from_header(img_bytes)
+    except Image.DecompressionBombError as e:
+        # Pillow refuses to even report sizes above twice its own limit
+        if max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
+            raise ImageTooLargeError(
+                filename, -1, -1, max_pixels,
+                f'its header size (Pillow: {e})') from None
+        return
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageTooLargeError(filename, size[0], size[1], max_pixels)
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -85,8 +172,15 @@ def _decode_pillow(img_bytes: bytes) -> np.ndarray:
         return _channels_to_bgr(np.asarray(pil), 'rgb')
 
 
-def decode_image(img_bytes: bytes, filename: str = '<bytes>') -> np.ndarray:
+def decode_image(img_bytes: bytes,
+                 filename: str = '<bytes>',
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an encoded image into an 8-bit, 3-channel BGR array.
+
+    The pixel count is checked against ``max_pixels`` from the header
+    before anything is decoded (a 20000 x 20000 PNG of a few kB would
+    otherwise take 1.2 GB); formats that Pillow cannot parse are checked
+    after decoding (OpenCV's own limit, 2**30 pixels, bounds them).
 
     OpenCV decodes first (fast; EXIF orientation is ignored, as Pillow does
     in the reference implementation); Pillow is the fallback. Grayscale is
@@ -96,35 +190,45 @@ def decode_image(img_bytes: bytes, filename: str = '<bytes>') -> np.ndarray:
     Args:
         img_bytes (bytes): The encoded file content.
         filename (str): Name used in error messages.
+        max_pixels (int, optional): Largest accepted width x height; None
+            disables the check. Defaults to :data:`DEFAULT_MAX_PIXELS`.
 
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8 BGR image.
 
     Raises:
+        ImageTooLargeError: If the image has more than ``max_pixels``.
         UnreadableImageError: If the bytes are empty or neither decoder can
             read them.
     """
     if not img_bytes:
         raise UnreadableImageError(filename, 'the file is empty')
+    _check_pixels(img_bytes, filename, max_pixels)
     img = None
     try:
         buf = np.frombuffer(img_bytes, np.uint8)
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error:
         img = None
+    decoded = None
     if img is not None and img.size > 0:
         try:
-            return _channels_to_bgr(_to_uint8(img), 'bgr')
+            decoded = _channels_to_bgr(_to_uint8(img), 'bgr')
         except ValueError:
-            pass
-    try:
-        img = _decode_pillow(img_bytes)
-    except Exception as e:  # noqa: BLE001  (any decoder failure)
-        raise UnreadableImageError(
-            filename, f'not a readable image ({type(e).__name__}: {e})') from e
-    if img.size == 0:
+            decoded = None
+    if decoded is None:
+        try:
+            decoded = _decode_pillow(img_bytes)
+        except Exception as e:  # noqa: BLE001  (any decoder failure)
+            raise UnreadableImageError(
+                filename,
+                f'not a readable image ({type(e).__name__}: {e})') from e
+    if decoded.size == 0:
         raise UnreadableImageError(filename, 'the image has no pixels')
-    return img
+    height, width = decoded.shape[:2]
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageTooLargeError(filename, width, height, max_pixels)
+    return decoded
 
 
 @TRANSFORMS.register_module()
@@ -132,11 +236,19 @@ class CrIBoLoadImageFromFile(BaseTransform):
     """Load an image as 8-bit BGR, converting unusual modes, failing clearly.
 
     Unlike mmcv's ``LoadImageFromFile`` this converts grayscale, RGBA, CMYK,
-    palette, 16-bit and float images to 8-bit 3-channel BGR, and a file that
-    cannot be read raises :class:`UnreadableImageError` naming the file. With
-    ``skip_unreadable=True`` such a sample is dropped instead (the transform
-    returns ``None`` and mmengine's ``BaseDataset`` draws another index in
-    training mode) and the skips are counted in a warning.
+    palette, 16-bit and float images to 8-bit 3-channel BGR, refuses images
+    with more than ``max_pixels`` pixels from their header (before decoding
+    them), and a file that cannot be read raises
+    :class:`UnreadableImageError` naming the file.
+
+    With ``skip_unreadable=True`` such a sample is dropped instead (the
+    transform returns ``None`` and mmengine's ``BaseDataset`` draws another
+    index in training mode). Skipped files are counted once each, whatever
+    the number of workers, retries and epochs: add
+    ``dict(type='CrIBoSkippedImagesHook')`` to ``custom_hooks`` for one
+    summary per epoch over all workers and ranks (and the full list in
+    ``<work_dir>/skipped_images.txt``); without it each process logs its
+    own distinct count (at 1, 2, 4, ... files).
 
     **Required Keys:** ``img_path``
 
@@ -147,20 +259,31 @@ class CrIBoLoadImageFromFile(BaseTransform):
         skip_unreadable (bool): Skip unreadable images instead of raising.
             Defaults to False.
         to_float32 (bool): Return a float32 image. Defaults to False.
+        max_pixels (int, optional): Largest accepted width x height; None
+            disables the check. Defaults to :data:`DEFAULT_MAX_PIXELS`
+            (89.5 M pixels).
         backend_args (dict, optional): mmengine file backend arguments.
             Defaults to None.
     """
 
-    #: number of images this process has skipped (all instances)
-    num_skipped = 0
-
     def __init__(self,
                  skip_unreadable: bool = False,
                  to_float32: bool = False,
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                  backend_args: Optional[dict] = None) -> None:
+        if max_pixels is not None and (not isinstance(max_pixels, int)
+                                       or max_pixels <= 0):
+            raise ValueError(f'max_pixels must be a positive int or None, '
+                             f'got {max_pixels!r}')
         self.skip_unreadable = skip_unreadable
         self.to_float32 = to_float32
+        self.max_pixels = max_pixels
         self.backend_args = backend_args.copy() if backend_args else None
+
+    @staticmethod
+    def num_skipped() -> int:
+        """Number of distinct files skipped so far by this process."""
+        return len(skipped_in_process())
 
     def _read(self, filename: str) -> np.ndarray:
         """Read and decode ``filename``; all failures become one error."""
@@ -171,7 +294,24 @@ class CrIBoLoadImageFromFile(BaseTransform):
         except (OSError, ValueError) as e:
             raise UnreadableImageError(filename,
                                        f'{type(e).__name__}: {e}') from e
-        return decode_image(img_bytes, filename)
+        return decode_image(img_bytes, filename, self.max_pixels)
+
+    @staticmethod
+    def _note_skip(error: UnreadableImageError) -> None:
+        """Record a skipped file; log the process's count at powers of 2."""
+        if not record_skipped(error.filename, error.reason):
+            return
+        n = len(skipped_in_process())
+        if n & (n - 1) == 0:  # 1, 2, 4, 8, ... to keep logs short
+            summary = ('a summary over all workers follows at the end of '
+                       'the epoch' if os.environ.get(SKIP_RECORD_ENV) else
+                       'add CrIBoSkippedImagesHook to custom_hooks for a '
+                       'summary over all workers')
+            print_log(
+                f'{error}; skipped it ({n} distinct unreadable file(s) '
+                f'skipped so far by process {os.getpid()}; {summary}).',
+                logger='current',
+                level=30)
 
     def transform(self, results: dict) -> Optional[dict]:
         """Load the image named by ``results['img_path']``.
@@ -189,15 +329,7 @@ class CrIBoLoadImageFromFile(BaseTransform):
         except UnreadableImageError as e:
             if not self.skip_unreadable:
                 raise
-            cls = type(self)
-            cls.num_skipped += 1
-            n = cls.num_skipped
-            if n & (n - 1) == 0:  # 1, 2, 4, 8, ... to keep logs short
-                print_log(
-                    f'{e}; skipped it ({n} unreadable image(s) skipped so '
-                    f'far in process {os.getpid()}).',
-                    logger='current',
-                    level=30)
+            self._note_skip(e)
             return None
         if self.to_float32:
             img = img.astype(np.float32)
@@ -210,4 +342,5 @@ class CrIBoLoadImageFromFile(BaseTransform):
         return (f'{self.__class__.__name__}('
                 f'skip_unreadable={self.skip_unreadable}, '
                 f'to_float32={self.to_float32}, '
+                f'max_pixels={self.max_pixels}, '
                 f'backend_args={self.backend_args})')

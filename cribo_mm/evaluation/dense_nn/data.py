@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .backbone import IMAGENET_MEAN, IMAGENET_STD
+from .labels import check_label_map, stray_labels
 
 __all__ = [
     'build_seg_dataset', 'dataset_meta', 'subset_indices', 'parse_fraction',
@@ -201,6 +202,18 @@ class RetrievalSegDataset(Dataset):
         keep_image_for (Sequence[int], optional): Positions (into
             ``indices``) for which the original RGB image is also returned
             (for visualisation).
+        num_classes (int, optional): When given, label values that are
+            neither a class nor ``ignore_index`` are counted per item
+            (``stray_labels``) for :class:`StrayLabelCounter`.
+        ignore_index (int): Ignore label. Defaults to 255.
+        resize_labels (bool): Resize (nearest) a label map whose size
+            differs from its image's to the image size instead of raising
+            :class:`LabelMapError`. Defaults to False.
+
+    Raises:
+        LabelMapError: (on item access) a label map with several channels
+            (e.g. a colour-coded RGB PNG) or, unless ``resize_labels``, of
+            another size than its image; the label file is named.
     """
 
     def __init__(self,
@@ -211,8 +224,14 @@ class RetrievalSegDataset(Dataset):
                  augment: bool = False,
                  seed: int = 0,
                  epoch: int = 0,
-                 keep_image_for: Optional[Sequence[int]] = None) -> None:
+                 keep_image_for: Optional[Sequence[int]] = None,
+                 num_classes: Optional[int] = None,
+                 ignore_index: int = 255,
+                 resize_labels: bool = False) -> None:
         self.seg_dataset = seg_dataset
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.resize_labels = resize_labels
         self.indices = list(range(len(seg_dataset))) if indices is None \
             else list(indices)
         self.img_size = _to_size(img_size)
@@ -253,7 +272,9 @@ class RetrievalSegDataset(Dataset):
         Returns:
             dict: ``img`` (3, H', W') normalised float32, ``label`` int64
             ((H', W') for the memory, the original (H, W) otherwise),
-            ``index`` (dataset index), ``img_path`` (str or None) and, if
+            ``index`` (dataset index), ``img_path`` (str or None),
+            ``seg_map_path`` (str or None), ``stray_labels`` (dict of stray
+            value to pixel count, empty without ``num_classes``) and, if
             requested, ``image`` (original (H, W, 3) RGB uint8 array).
         """
         index = self.indices[pos]
@@ -267,6 +288,17 @@ class RetrievalSegDataset(Dataset):
         rgb = np.ascontiguousarray(img[..., 2::-1])  # BGR -> RGB
         label = torch.from_numpy(
             np.asarray(results['gt_seg_map']).astype(np.int64))
+        label_file = results.get('seg_map_path') or results.get('img_path')
+        try:
+            check_label_map(label, img.shape[:2], label_file)
+        except ValueError:
+            if not (self.resize_labels and label.dim() == 2):
+                raise
+            label = F.interpolate(
+                label[None, None].float(), size=img.shape[:2],
+                mode='nearest')[0, 0].long()
+        stray = {} if self.num_classes is None else stray_labels(
+            label, self.num_classes, self.ignore_index)
         image = torch.from_numpy(rgb).permute(2, 0, 1).float()
         if tuple(image.shape[1:]) != self.img_size:
             image = F.interpolate(
@@ -291,7 +323,9 @@ class RetrievalSegDataset(Dataset):
             img=(image - self._mean) / self._std,
             label=out_label,
             index=index,
-            img_path=results.get('img_path'))
+            img_path=results.get('img_path'),
+            seg_map_path=results.get('seg_map_path'),
+            stray_labels=stray)
         if pos in self.keep_image_for:
             item['image'] = rgb
         return item
@@ -305,11 +339,14 @@ def collate_retrieval(batch: List[Dict]) -> Dict:
 
     Returns:
         dict: ``img`` (B, 3, H, W) and lists ``label``, ``index``,
-        ``img_path`` and ``image`` (None where not kept).
+        ``img_path``, ``seg_map_path``, ``stray_labels`` and ``image``
+        (None where not kept).
     """
     return dict(
         img=torch.stack([b['img'] for b in batch]),
         label=[b['label'] for b in batch],
         index=[b['index'] for b in batch],
         img_path=[b['img_path'] for b in batch],
+        seg_map_path=[b.get('seg_map_path') for b in batch],
+        stray_labels=[b.get('stray_labels') or {} for b in batch],
         image=[b.get('image') for b in batch])

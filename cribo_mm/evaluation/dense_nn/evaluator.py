@@ -21,7 +21,8 @@ from .backbone import extract_patch_features, infer_patch_size
 from .data import (RetrievalSegDataset, collate_retrieval, dataset_meta,
                    format_fraction, subset_indices)
 from .knn import build_knn_index, knn_label_transfer
-from .labels import patch_label_distributions, sample_memory_patches
+from .labels import (StrayLabelCounter, patch_label_distributions,
+                     sample_memory_patches)
 from .metrics import IoUAccumulator
 from .predict import predict_segmentation
 from .progress import make_progress
@@ -63,6 +64,9 @@ class DenseNNSettings:
         val_cache_bytes (int): Largest validation feature cache kept
             across runs (float32 features, so results do not change);
             0 disables it. Defaults to 4 GiB.
+        resize_labels (bool): Resize (nearest) label maps whose size differs
+            from their image's instead of stopping with an error naming
+            the file. Defaults to False.
     """
     img_size: int = 512
     patch_size: Optional[int] = None
@@ -79,6 +83,7 @@ class DenseNNSettings:
     num_workers: int = 0
     device: str = 'cpu'
     val_cache_bytes: int = 4 << 30
+    resize_labels: bool = False
 
     def to_dict(self) -> Dict:
         """Settings as a plain dict."""
@@ -173,6 +178,7 @@ def build_memory(backbone: nn.Module,
         per_image = min(per_image, grid)
     capacity = len(indices) * epochs * (per_image or grid)
     generator = torch.Generator().manual_seed(int(seed))
+    strays = StrayLabelCounter(num_classes, ignore_index)
     feats_buf = labels_buf = None
     filled = 0
     bar = make_progress(
@@ -186,8 +192,14 @@ def build_memory(backbone: nn.Module,
             memory=True,
             augment=settings.augment,
             seed=seed,
-            epoch=epoch)
+            epoch=epoch,
+            num_classes=num_classes if epoch == 0 else None,
+            ignore_index=ignore_index,
+            resize_labels=settings.resize_labels)
         for batch in _loader(dataset, settings):
+            for stray, name in zip(batch['stray_labels'],
+                                   batch['seg_map_path']):
+                strays.update(stray, name)
             imgs = batch['img'].to(settings.device)
             feats = extract_patch_features(backbone, imgs, patch)
             feats = F.normalize(feats.flatten(1, 2).float(), dim=-1).cpu()
@@ -213,6 +225,8 @@ def build_memory(backbone: nn.Module,
             filled += len(feats)
             bar.update(len(batch['index']))
     bar.close()
+    if strays.message():
+        warnings.warn(f'Memory (training) labels: {strays.message()}')
     if not filled:
         raise RuntimeError('The memory is empty (no labelled patch)')
     return PatchMemory(feats_buf[:filled], labels_buf[:filled], len(indices),
@@ -286,8 +300,12 @@ def evaluate_retrieval(backbone: nn.Module,
             indices,
             settings.img_size,
             memory=False,
-            keep_image_for=keep)
+            keep_image_for=keep,
+            num_classes=num_classes,
+            ignore_index=ignore_index,
+            resize_labels=settings.resize_labels)
         batches = _loader(dataset, settings)
+    strays = StrayLabelCounter(num_classes, ignore_index)
     search_time, num_queries, position = 0.0, 0, 0
     bar = make_progress(
         len(indices), progress,
@@ -314,6 +332,10 @@ def evaluate_retrieval(backbone: nn.Module,
                             index=batch['index'],
                             img_path=batch['img_path'],
                             image=batch['image']))
+        if not cached:
+            for stray, name in zip(batch['stray_labels'],
+                                   batch['seg_map_path']):
+                strays.update(stray, name)
         b, h, w, dim = feats.shape
         tic = time.perf_counter()
         scores = knn_label_transfer(
@@ -346,6 +368,8 @@ def evaluate_retrieval(backbone: nn.Module,
             position += 1
         bar.update(b)
     bar.close()
+    if strays.message():
+        warnings.warn(f'Validation labels: {strays.message()}')
     if filling:
         feature_cache['complete'] = True
     result = acc.compute()

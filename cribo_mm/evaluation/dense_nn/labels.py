@@ -1,14 +1,126 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""Patch-level label distributions and memory patch sampling.
+"""Patch-level label distributions, memory patch sampling and label-map
+checks.
 
 Pure tensor functions: no I/O, no OpenMMLab imports.
 """
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ['patch_label_distributions', 'sample_memory_patches']
+__all__ = [
+    'LabelMapError', 'StrayLabelCounter', 'check_label_map',
+    'patch_label_distributions', 'sample_memory_patches', 'stray_labels'
+]
+
+
+class LabelMapError(ValueError):
+    """A label map that cannot be used as it is (wrong layout or size)."""
+
+
+def check_label_map(label: Tensor,
+                    image_size: Sequence[int],
+                    filename: Optional[str] = None) -> None:
+    """Check that a label map is a single-channel map of its image's size.
+
+    Args:
+        label (Tensor): The label map as loaded, expected (H, W).
+        image_size (Sequence[int]): (H, W) of the image it belongs to.
+        filename (str, optional): The label file, named in errors.
+
+    Raises:
+        LabelMapError: A multi-channel map (e.g. a colour-coded RGB PNG
+            instead of a single-channel PNG of class indices), or a map
+            whose size differs from the image's.
+    """
+    name = repr(filename) if filename else 'a label map'
+    if label.dim() == 3:
+        raise LabelMapError(
+            f'{name} has {label.shape[-1]} channels (shape '
+            f'{tuple(label.shape)}): a single-channel PNG of class indices '
+            '(one value per pixel, the ignore index for unlabelled pixels) '
+            'was expected, not a colour-coded image; convert the colours '
+            'to class indices with the dataset palette.')
+    if label.dim() != 2:
+        raise LabelMapError(f'{name} has shape {tuple(label.shape)}; a (H, W) '
+                            'map of class indices was expected.')
+    if tuple(label.shape) != tuple(int(v) for v in image_size):
+        raise LabelMapError(
+            f'{name} is {label.shape[1]}x{label.shape[0]} (WxH) but its '
+            f'image is {image_size[1]}x{image_size[0]}: labels must be '
+            'annotated at the image resolution (pass resize_labels=True / '
+            '--resize-labels to resize them with nearest neighbours).')
+
+
+def stray_labels(label: Tensor, num_classes: int,
+                 ignore_index: int) -> Dict[int, int]:
+    """Label values that are neither a class nor the ignore index.
+
+    Args:
+        label (Tensor): Integer label map of any shape.
+        num_classes (int): Classes are ``0 .. num_classes - 1``.
+        ignore_index (int): Value of unlabelled pixels.
+
+    Returns:
+        dict[int, int]: Each stray value and its number of pixels (empty
+        when the map is clean).
+    """
+    stray = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
+    if not bool(stray.any()):
+        return {}
+    values, counts = torch.unique(label[stray], return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts)}
+
+
+class StrayLabelCounter:
+    """Totals of :func:`stray_labels` over a dataset, for one warning.
+
+    Such pixels are left out of the memory and of the metric (as if they
+    carried the ignore index), which is only right if the dataset is meant
+    that way; the warning lets the user check.
+
+    Args:
+        num_classes (int): Number of classes.
+        ignore_index (int): Ignore label.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int) -> None:
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.pixels: Dict[int, int] = {}
+        self.files: Dict[int, str] = {}
+        self.num_maps = 0
+
+    def update(self, stray: Dict[int, int],
+               filename: Optional[str] = None) -> None:
+        """Add the stray values of one label map.
+
+        Args:
+            stray (dict[int, int]): From :func:`stray_labels`.
+            filename (str, optional): The label file.
+        """
+        if not stray:
+            return
+        self.num_maps += 1
+        for value, count in stray.items():
+            self.pixels[value] = self.pixels.get(value, 0) + count
+            self.files.setdefault(value, filename or '<unnamed>')
+
+    def message(self) -> Optional[str]:
+        """The warning text, or None when no stray value was seen."""
+        if not self.pixels:
+            return None
+        values = ', '.join(
+            f'{v} ({c} px, e.g. in {self.files[v]})'
+            for v, c in sorted(self.pixels.items())[:10])
+        more = (f' and {len(self.pixels) - 10} more values'
+                if len(self.pixels) > 10 else '')
+        return (f'{self.num_maps} label map(s) contain values that are '
+                f'neither a class (0..{self.num_classes - 1}) nor the '
+                f'ignore index {self.ignore_index}: {values}{more}. They '
+                'are treated as ignored; check reduce_zero_label and the '
+                'class list of the dataset config.')
 
 _IGNORE_MODES = ('exclude', 'class0')
 
