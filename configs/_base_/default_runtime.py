@@ -3,7 +3,8 @@ default_scope = 'mmpretrain'
 custom_imports = dict(imports=['cribo_mm'], allow_failed_imports=False)
 
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
+    # mmengine's timer, with the ETA starting after the first iteration
+    timer=dict(type='CrIBoIterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(

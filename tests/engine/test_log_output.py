@@ -1,0 +1,75 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Quieter, pipe-friendly logs: the ETA after warm-up, line-based progress
+when the output is not a terminal."""
+import io
+import types
+
+import pytest
+from mmengine.hooks import IterTimerHook
+from mmengine.logging import MessageHub
+
+from cribo_mm.engine.hooks import CrIBoIterTimerHook
+
+
+class _Clock:
+
+    def __init__(self):
+        self.now = 1000.
+
+    def __call__(self):
+        return self.now
+
+
+def _run(hook, durations, monkeypatch, max_iters, start_iter=0):
+    """Drive the timer hook's training calls; ETA after every iteration."""
+    clock = _Clock()
+    monkeypatch.setattr('time.time', clock)
+    hub = MessageHub.get_instance(f'timer_test_{id(hook)}')
+    runner = types.SimpleNamespace(
+        iter=start_iter, max_iters=max_iters, message_hub=hub)
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)
+    etas = []
+    for i, seconds in enumerate(durations):
+        runner.iter = start_iter + i
+        hook.before_train_iter(runner, i)
+        clock.now += seconds
+        hook.after_train_iter(runner, i)
+        etas.append(hub.runtime_info.get('eta'))
+        assert hub.get_scalar('train/time').current() == pytest.approx(
+            seconds)
+    return etas
+
+
+def test_eta_leaves_out_the_start_up_iteration(monkeypatch):
+    # a slow first iteration (worker start-up), then 2 s per iteration
+    durations = [60.] + [2.] * 5
+    ours = _run(CrIBoIterTimerHook(), durations, monkeypatch, max_iters=100)
+    upstream = _run(IterTimerHook(), durations, monkeypatch, max_iters=100)
+    assert ours[0] is None  # no ETA before the warm-up is over
+    for i in range(1, len(durations)):
+        remaining = 100 - i - 1
+        assert ours[i] == pytest.approx(2. * remaining)
+        # mmengine's average still holds the 60 s start-up
+        assert upstream[i] == pytest.approx(
+            sum(durations[:i + 1]) / (i + 1) * remaining)
+        assert upstream[i] > 3 * ours[i]
+
+
+def test_eta_after_resume_and_longer_warmup(monkeypatch):
+    durations = [30., 30., 1., 3.]
+    etas = _run(CrIBoIterTimerHook(warmup_iters=2), durations, monkeypatch,
+                max_iters=50, start_iter=20)
+    assert etas[:2] == [None, None]
+    assert etas[2] == pytest.approx(1. * (50 - 22 - 1))
+    assert etas[3] == pytest.approx(2. * (50 - 23 - 1))
+    with pytest.raises(ValueError, match='warmup_iters'):
+        CrIBoIterTimerHook(warmup_iters=-1)
+
+
+def test_default_runtime_uses_the_timer():
+    from mmengine.config import Config
+
+    from tests.engine.tiny_config import ROOT
+    cfg = Config.fromfile(ROOT / 'configs' / '_base_' / 'default_runtime.py')
+    assert cfg.default_hooks.timer.type == 'CrIBoIterTimerHook'
