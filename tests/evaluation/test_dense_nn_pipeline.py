@@ -234,4 +234,5 @@ def test_tool_end_to_end(stripes_data, tmp_path, capsys):
     assert (show / 'frac1-2_seed1').is_dir()
     from PIL import Image
     first = next(show.rglob('*.png'))
-    assert Image.open(first).size == (3 * 80 + 2 * 4, 48)
+    # three labelled columns: a 22-pixel title strip above the 48-pixel row
+    assert Image.open(first).size == (3 * 80 + 2 * 4, 22 + 48)

@@ -11,7 +11,7 @@ Examples::
     # a cribo-mm checkpoint (teacher backbone) on the embedded demo set
     python tools/analysis/dense_nn_retrieval.py \\
         configs/cribo/vit-t16_demo.py work_dirs/demo/epoch_10.pth \\
-        --dataset configs/_base_/datasets/demo_scenes_seg.py
+        --dataset configs/_base_/datasets/demo_seg.py --img-size 256
 
     # a plain mmpretrain ViT-S/16, random weights, VOC12-aug, 3 seeds at 1/128
     python tools/analysis/dense_nn_retrieval.py vit:deit-small none \\
@@ -42,7 +42,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         description='Dense nearest-neighbour retrieval evaluation '
-        '(in-context semantic segmentation)')
+        '(in-context semantic segmentation)',
+        epilog=__doc__[__doc__.index('Examples::'):],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         'config',
         help='config with model.backbone (cribo-mm, mmpretrain or mmseg), '
@@ -112,6 +114,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-aug',
         action='store_true',
         help='no flip/colour-jitter on memory images')
+    parser.add_argument(
+        '--memory-aug',
+        choices=['default', 'hbird'],
+        default='default',
+        help='memory augmentation recipe: default (resize, flip, strong '
+        'colour jitter) or hbird (open-hummingbird-eval: joint random '
+        'resized crop 0.5-2 of image and label, four weak colour jitters, '
+        'no flip) (default: default)')
     parser.add_argument(
         '--k', type=int, default=30, help='neighbours (default: 30)')
     parser.add_argument(
@@ -371,6 +381,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         memory_size=args.memory_size,
         aug_epochs=args.aug_epochs,
         augment=not args.no_aug,
+        memory_aug=args.memory_aug,
         ignore_mode=args.ignore_mode,
         chunk_size=args.chunk_size,
         memory_chunk_size=args.memory_chunk_size,

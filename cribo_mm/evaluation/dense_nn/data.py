@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from .backbone import IMAGENET_MEAN, IMAGENET_STD
 from .labels import check_label_map, stray_labels
+from .memory_aug import MEMORY_AUGMENTATIONS, hbird_augment
 
 __all__ = [
     'build_seg_dataset', 'dataset_meta', 'subset_indices', 'parse_fraction',
@@ -209,6 +210,10 @@ class RetrievalSegDataset(Dataset):
         resize_labels (bool): Resize (nearest) a label map whose size
             differs from its image's to the image size instead of raising
             :class:`LabelMapError`. Defaults to False.
+        memory_aug (str): Memory augmentation recipe when ``augment`` and
+            ``memory``: ``'default'`` (flip and strong colour jitter on the
+            resized image) or ``'hbird'`` (open-hummingbird-eval's recipe,
+            :func:`~.memory_aug.hbird_augment`). Defaults to 'default'.
 
     Raises:
         LabelMapError: (on item access) a label map with several channels
@@ -227,7 +232,12 @@ class RetrievalSegDataset(Dataset):
                  keep_image_for: Optional[Sequence[int]] = None,
                  num_classes: Optional[int] = None,
                  ignore_index: int = 255,
-                 resize_labels: bool = False) -> None:
+                 resize_labels: bool = False,
+                 memory_aug: str = 'default') -> None:
+        if memory_aug not in MEMORY_AUGMENTATIONS:
+            raise ValueError(f'memory_aug must be one of '
+                             f'{MEMORY_AUGMENTATIONS}, got {memory_aug!r}')
+        self.memory_aug = memory_aug
         self.seg_dataset = seg_dataset
         self.num_classes = num_classes
         self.ignore_index = ignore_index
@@ -300,6 +310,11 @@ class RetrievalSegDataset(Dataset):
         stray = {} if self.num_classes is None else stray_labels(
             label, self.num_classes, self.ignore_index)
         image = torch.from_numpy(rgb).permute(2, 0, 1).float()
+        hbird = self.augment and self.memory and self.memory_aug == 'hbird'
+        if hbird:  # crops from the original image, see memory_aug.py
+            image, label = hbird_augment(
+                image, label, self.img_size,
+                np.random.default_rng([self.seed, self.epoch, index]))
         if tuple(image.shape[1:]) != self.img_size:
             image = F.interpolate(
                 image[None],
@@ -312,7 +327,7 @@ class RetrievalSegDataset(Dataset):
             out_label = F.interpolate(
                 label[None, None].float(), size=self.img_size,
                 mode='nearest')[0, 0].long()
-        if self.augment:
+        if self.augment and not hbird:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             if rng.random() < 0.5:
                 image = image.flip(-1)

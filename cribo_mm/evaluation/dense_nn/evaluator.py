@@ -50,6 +50,11 @@ class DenseNNSettings:
         aug_epochs (int): Passes over the training subset. Defaults to 2.
         augment (bool): Random flip and colour jitter on memory images.
             Defaults to True.
+        memory_aug (str): Augmentation recipe of the memory images when
+            ``augment``: ``'default'`` or ``'hbird'`` (open-hummingbird-
+            eval's: joint random resized crop 0.5-2 of image and label,
+            four weak colour jitters, no flip; see ``memory_aug.py``).
+            Defaults to ``'default'``.
         ignore_mode (str): Memory label handling of ignored pixels,
             ``'exclude'`` (left out) or ``'class0'`` (counted as class 0,
             open-hummingbird-eval). Evaluation always ignores them.
@@ -75,6 +80,7 @@ class DenseNNSettings:
     memory_size: Optional[int] = None
     aug_epochs: int = 2
     augment: bool = True
+    memory_aug: str = 'default'
     ignore_mode: str = 'exclude'
     chunk_size: int = 1024
     memory_chunk_size: int = 32768
@@ -195,7 +201,8 @@ def build_memory(backbone: nn.Module,
             epoch=epoch,
             num_classes=num_classes if epoch == 0 else None,
             ignore_index=ignore_index,
-            resize_labels=settings.resize_labels)
+            resize_labels=settings.resize_labels,
+            memory_aug=settings.memory_aug)
         for batch in _loader(dataset, settings):
             for stray, name in zip(batch['stray_labels'],
                                    batch['seg_map_path']):

@@ -4,7 +4,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ['default_palette', 'colorize_labels', 'side_by_side']
+__all__ = [
+    'default_palette', 'colorize_labels', 'side_by_side', 'COLUMN_TITLES'
+]
+
+#: Column labels of :func:`side_by_side`.
+COLUMN_TITLES = ('image', 'ground truth', 'prediction (dense NN)')
 
 
 def default_palette(num_classes: int, seed: int = 0) -> np.ndarray:
@@ -54,8 +59,11 @@ def side_by_side(image: np.ndarray,
                  pred: np.ndarray,
                  palette: Optional[Sequence[Sequence[int]]],
                  num_classes: int,
-                 gap: int = 4) -> np.ndarray:
-    """Image, coloured ground truth and coloured prediction in one row.
+                 gap: int = 4,
+                 titles: Optional[Sequence[str]] = COLUMN_TITLES,
+                 header: int = 22) -> np.ndarray:
+    """Image, coloured ground truth and coloured prediction in one row,
+    each column labelled in a white strip above it.
 
     Args:
         image (np.ndarray): RGB uint8 image (H, W, 3).
@@ -64,9 +72,13 @@ def side_by_side(image: np.ndarray,
         palette (Sequence, optional): RGB colour per class.
         num_classes (int): Number of classes.
         gap (int): White columns between panels. Defaults to 4.
+        titles (Sequence[str], optional): The three column labels; None
+            draws no strip. Defaults to :data:`COLUMN_TITLES`.
+        header (int): Height of the label strip in pixels. Defaults to 22.
 
     Returns:
-        np.ndarray: uint8 RGB picture (H, 3W + 2 gap, 3).
+        np.ndarray: uint8 RGB picture (header + H, 3W + 2 gap, 3), header
+        0 without titles.
     """
     height, width = gt.shape
     if image.shape[:2] != (height, width) or pred.shape != gt.shape:
@@ -78,4 +90,19 @@ def side_by_side(image: np.ndarray,
         colorize_labels(gt, palette, num_classes), spacer,
         colorize_labels(pred, palette, num_classes)
     ]
-    return np.concatenate(panels, axis=1)
+    row = np.concatenate(panels, axis=1)
+    if titles is None:
+        return row
+    if len(titles) != 3:
+        raise ValueError(f'titles must name the 3 columns, got {titles!r}')
+    import cv2
+    strip = np.full((header, row.shape[1], 3), 255, dtype=np.uint8)
+    scale = header / 40.
+    for k, title in enumerate(titles):
+        (text_w, text_h), _ = cv2.getTextSize(
+            str(title), cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        x = k * (width + gap) + max(0, (width - text_w) // 2)
+        y = (header + text_h) // 2
+        cv2.putText(strip, str(title), (x, y), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, (30, 30, 30), 1, cv2.LINE_AA)
+    return np.concatenate([strip, row], axis=0)
