@@ -73,3 +73,56 @@ def test_default_runtime_uses_the_timer():
     from tests.engine.tiny_config import ROOT
     cfg = Config.fromfile(ROOT / 'configs' / '_base_' / 'default_runtime.py')
     assert cfg.default_hooks.timer.type == 'CrIBoIterTimerHook'
+
+
+class _Terminal(io.StringIO):
+
+    def isatty(self):
+        return True
+
+
+def test_progress_is_line_based_when_not_a_terminal():
+    from cribo_mm.utils.progress import (BarProgress, LineProgress,
+                                         make_progress)
+    stream = io.StringIO()
+    bar = make_progress(40, title='Memory', stream=stream)
+    assert isinstance(bar, LineProgress)
+    for _ in range(40):
+        bar.update()
+    bar.close()
+    bar.close()  # once
+    text = stream.getvalue()
+    assert '\r' not in text
+    lines = text.splitlines()
+    # one line per tenth (10 % .. 90 %), then the final one
+    assert len(lines) == 10
+    assert lines[0].startswith('Memory: 4/40 (10%)') and 'ETA' in lines[0]
+    assert lines[-1].startswith('Memory: 40/40 (100%)')
+    # chunked updates cross several tenths at once: still one line each call
+    stream = io.StringIO()
+    bar = make_progress(10, title='kNN', stream=stream)
+    bar.update(5)
+    bar.update(5)
+    bar.close()
+    assert [line.split(',')[0] for line in stream.getvalue().splitlines()
+            ] == ['kNN: 5/10 (50%)', 'kNN: 10/10 (100%)']
+    # on a terminal: mmengine's bar; disabled: silent
+    terminal = _Terminal()
+    bar = make_progress(3, title='t', stream=terminal)
+    assert isinstance(bar, BarProgress)
+    bar.update()
+    bar.close()
+    assert '\r' in terminal.getvalue() or '[' in terminal.getvalue()
+    quiet = io.StringIO()
+    make_progress(3, enabled=False, stream=quiet).update()
+    assert quiet.getvalue() == ''
+
+
+def test_dense_nn_progress_follows_stdout(capsys):
+    from cribo_mm.evaluation.dense_nn.progress import make_progress
+    bar = make_progress(4, title='k-NN retrieval')  # stdout is captured
+    for _ in range(4):
+        bar.update()
+    bar.close()
+    out = capsys.readouterr().out
+    assert '\r' not in out and 'k-NN retrieval: 4/4 (100%)' in out

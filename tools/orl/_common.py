@@ -141,8 +141,10 @@ class ShardProgress:
     """
 
     def __init__(self, total: int, show: bool = True) -> None:
-        from mmengine.utils import ProgressBar
-        self.bar = ProgressBar(total) if show and total else None
+        from cribo_mm.utils.progress import make_progress
+
+        # a bar on a terminal, plain lines when piped
+        self.bar = make_progress(total) if show and total else None
         self.done = 0
 
     @classmethod
@@ -164,7 +166,7 @@ class ShardProgress:
     def close(self) -> None:
         """End the bar's line."""
         if self.bar is not None:
-            print(flush=True)
+            self.bar.close()
 
 
 def all_done(job, what: str) -> bool:
