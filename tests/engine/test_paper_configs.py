@@ -32,8 +32,10 @@ def _shrink(cfg, work_dir, crop=128):
                                 persistent_workers=False)
     cfg.model.backbone.img_size = crop
     cfg.model.memory_bank.num_images = 8
-    cfg.optim_wrapper.type = 'OptimWrapper'  # AMP needs a GPU
-    cfg.optim_wrapper.pop('loss_scale', None)
+    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+        # mmengine's fp16 AMP needs a GPU; what --amp does: bf16 on a CPU
+        from cribo_mm.engine.optimizers import enable_amp
+        enable_amp(cfg.optim_wrapper)
     cfg.train_cfg.max_epochs = 1
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = 100
@@ -55,3 +57,10 @@ def test_paper_config_trains_two_iterations(name, tmp_path):
     assert int(model.memory_bank.num_inserted) == 4
     params = dict(model.named_parameters())
     assert torch.isfinite(params['backbone.cls_token']).all()
+    wrapper = runner.optim_wrapper
+    assert len(wrapper.optimizer.param_groups) == 2  # decay / no decay
+    if name.startswith('vit-s16'):  # fp16 configs: bf16 on a CPU
+        assert type(wrapper).__name__ == 'CrIBoAmpOptimWrapper'
+        expected = (torch.float16
+                    if torch.cuda.is_available() else torch.bfloat16)
+        assert wrapper.cast_dtype == expected

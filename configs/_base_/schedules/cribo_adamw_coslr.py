@@ -6,8 +6,11 @@ warmup_epochs = 10
 base_lr = 5e-4  # for a global batch of 256 (auto_scale_lr below)
 min_lr = 1e-5
 
+# CrIBoOptimWrapperConstructor: the default per-parameter rules, with the
+# parameters of equal settings in one group (2 groups: decay / no decay).
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='CrIBoOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW', lr=base_lr, betas=(0.9, 0.999), weight_decay=0.04),
     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.),

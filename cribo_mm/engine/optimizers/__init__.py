@@ -1,4 +1,12 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
+from .amp_optim_wrapper import (CrIBoAmpOptimWrapper, enable_amp,
+                                resolve_amp_settings)
+from .grouped_constructor import (CrIBoOptimWrapperConstructor,
+                                  merge_param_groups)
 from .layer_decay_constructor import CrIBoLayerDecayOptimWrapperConstructor
 
-__all__ = ['CrIBoLayerDecayOptimWrapperConstructor']
+__all__ = [
+    'CrIBoAmpOptimWrapper', 'CrIBoOptimWrapperConstructor',
+    'CrIBoLayerDecayOptimWrapperConstructor', 'enable_amp',
+    'merge_param_groups', 'resolve_amp_settings'
+]

@@ -5,9 +5,9 @@ from typing import List, Optional, Tuple, Union
 
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.optim import DefaultOptimWrapperConstructor
 
 from cribo_mm.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from .grouped_constructor import CrIBoOptimWrapperConstructor
 
 # Backbone parameters that sit before the first block (depth 0) and are not
 # in ``patch_embed``; they never get weight decay.
@@ -15,7 +15,7 @@ EMBEDDING_PARAMS = ('cls_token', 'pos_embed', 'dist_token', 'mask_token')
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class CrIBoLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+class CrIBoLayerDecayOptimWrapperConstructor(CrIBoOptimWrapperConstructor):
     """Layer-wise lr decay for the ViT ``backbone`` of a model.
 
     The model (an MMSegmentation ``EncoderDecoder``, say) needs a ``backbone``
@@ -34,6 +34,10 @@ class CrIBoLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     full weight decay. This is the depth numbering of mmpretrain's
     ``VisionTransformer.get_layer_depth()``, applied to the backbone alone,
     so the model itself needs no ``get_layer_depth()``.
+
+    Parameters with the same resulting settings share one group (one per
+    (lr scale, weight decay) combination, see
+    :class:`CrIBoOptimWrapperConstructor`).
 
     The parameters outside the backbone (neck, heads) follow the rules of
     mmengine's :class:`DefaultOptimWrapperConstructor` (``custom_keys``,
@@ -193,5 +197,5 @@ class CrIBoLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         """
         if prefix == self._backbone_prefix:
             self._add_backbone_params(params, module, prefix)
-        else:
+        else:  # the top-level call merges the groups
             super().add_params(params, module, prefix, is_dcn_module)

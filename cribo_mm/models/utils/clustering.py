@@ -25,12 +25,13 @@ Layout conventions:
 * Positions are original-image pixel coordinates, channel 0 = x (column),
   channel 1 = y (row).
 """
-import contextlib
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .precision import fp32_region
 
 __all__ = [
     'pos_alpha_schedule', 'sinkhorn_knopp', 'pairwise_distances',
@@ -42,14 +43,6 @@ __all__ = [
 # Value that the reference substitutes for ignored (zero) products; the
 # nearest-member distance can therefore never exceed it.
 _ZERO_PRODUCT_FILL = 1e5
-
-
-def _autocast_off(device: torch.device):
-    """Return a context manager that disables autocast on ``device``."""
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except (RuntimeError, ValueError):  # device type without autocast
-        return contextlib.nullcontext()
 
 
 def pos_alpha_schedule(pos_alpha: Sequence[float], epoch: int,
@@ -117,7 +110,7 @@ def sinkhorn_knopp(cost: Tensor,
         - plan (Tensor): Transport plan ``P`` of shape (B, T, K), float32.
         - transport_cost (Tensor): ``sum(P * M)`` per batch element, (B,).
     """
-    with _autocast_off(cost.device):
+    with fp32_region(cost.device):
         cost = cost.float()
         row_marginals = row_marginals.float()
         col_marginals = col_marginals.float()
@@ -359,7 +352,7 @@ def cluster_two_views(tokens: Tensor,
         raise ValueError(f'positions must have shape ({b}, {t}, 2), got '
                          f'{tuple(positions.shape)}')
     device = tokens.device
-    with _autocast_off(device):
+    with fp32_region(device):
         tokens = F.normalize(tokens.float(), dim=-1)
         if init_index is None:
             init_index = draw_init_index(b, t, k, generator, device=device)
@@ -535,7 +528,7 @@ def teacher_objects(tokens: Tensor,
         TeacherObjects: centroids, validity mask, assignments, objects per
         image and their mean.
     """
-    with _autocast_off(tokens.device):
+    with fp32_region(tokens.device):
         joint = views_to_joint(tokens.float(), has_cls)
         b, t, _ = joint.shape
         n, k = t // 2, int(num_clusters)
