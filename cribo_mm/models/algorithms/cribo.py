@@ -8,7 +8,9 @@ from mmpretrain.models.utils import CosineEMA
 from mmpretrain.structures import DataSample
 
 from cribo_mm.datasets.transforms.geometry import patch_centres
+from cribo_mm.models.utils.precision import fp32_region
 from cribo_mm.registry import MODELS
+from cribo_mm.utils.profiling import profile_part
 
 LOSS_TERMS = ('loss_global', 'loss_object_crossview', 'loss_object_crossimage')
 
@@ -245,7 +247,7 @@ class CrIBo(BaseSelfSupervisor):
             raise ValueError('CrIBo expects exactly two views per image, got '
                              f'{type(inputs).__name__} of length '
                              f'{len(inputs)}')
-        with torch.no_grad():
+        with torch.no_grad(), profile_part('ema_update'):
             self.teacher.update_parameters(
                 nn.Sequential(self.backbone, self.neck))
         if not self.object_terms:
@@ -265,16 +267,23 @@ class CrIBo(BaseSelfSupervisor):
             dict[str, Tensor]: The three loss terms, the object ones 0.
         """
         with torch.no_grad():
-            teacher_global = self.teacher_neck(
-                self.teacher_backbone(images)[0][:, 0])
-        student_global = self.neck(self.backbone(images)[0][:, 0])
+            with profile_part('teacher_forward'):
+                teacher_cls = self.teacher_backbone(images)[0][:, 0]
+            with profile_part('head_projections'):
+                teacher_global = self.teacher_neck(teacher_cls)
+        with profile_part('student_forward'):
+            student_cls = self.backbone(images)[0][:, 0]
+        with profile_part('head_projections'):
+            student_global = self.neck(student_cls)
         no_objects = student_global.new_zeros(0, self.head.out_dim_c)
-        stats = self._collapse_stats(teacher_global, no_objects)
-        losses = self.head(
-            student_global=student_global,
-            teacher_global=teacher_global,
-            student_objects=no_objects,
-            teacher_objects=no_objects)
+        with profile_part('collapse_stats'):
+            stats = self._collapse_stats(teacher_global, no_objects)
+        with profile_part('loss'):
+            losses = self.head(
+                student_global=student_global,
+                teacher_global=teacher_global,
+                student_objects=no_objects,
+                teacher_objects=no_objects)
         self._check_finite(losses)
         losses.update(stats)
         return losses
@@ -297,44 +306,57 @@ class CrIBo(BaseSelfSupervisor):
         Returns:
             dict[str, Tensor]: See :meth:`loss`.
         """
+        device = images.device
         with torch.no_grad():
-            teacher_tokens = self.teacher_backbone(images)[0]
-            teacher_global = self.teacher_neck(teacher_tokens[:, 0])
-            objects = self.object_pooling.cluster(
-                teacher_tokens[:, 1:], positions, init_index=init_index)
+            with profile_part('teacher_forward'):
+                teacher_tokens = self.teacher_backbone(images)[0]
+            with profile_part('head_projections'):
+                teacher_global = self.teacher_neck(teacher_tokens[:, 0])
+            with profile_part('clustering'):
+                objects = self.object_pooling.cluster(
+                    teacher_tokens[:, 1:], positions, init_index=init_index)
             teacher_v1 = objects.centroids_v1
             teacher_v2 = objects.centroids_v2
-            retrieval = self.memory_bank.retrieve(teacher_v1, teacher_v2)
-            teacher_objects = self.teacher_neck.forward_objects(
-                torch.cat([teacher_v1, teacher_v2]))
-            # Only the entries the loss reads are projected: view 1 of the
-            # view-1 neighbours and view 2 of the view-2 neighbours.
-            teacher_nn_v1 = self.teacher_neck.forward_objects(
-                retrieval.neighbours_v1[0])
-            teacher_nn_v2 = self.teacher_neck.forward_objects(
-                retrieval.neighbours_v2[1])
+            # Bank matching in float32 also under mixed precision.
+            with profile_part('bank'), fp32_region(device):
+                retrieval = self.memory_bank.retrieve(teacher_v1, teacher_v2)
+            with profile_part('head_projections'):
+                teacher_objects = self.teacher_neck.forward_objects(
+                    torch.cat([teacher_v1, teacher_v2]))
+                teacher_nn_v1 = teacher_nn_v2 = None
+                if getattr(self.head, 'crossimage_enabled', True):
+                    # Only the entries the loss reads are projected: view 1
+                    # of the view-1 neighbours that pass the cycle test (M1),
+                    # view 2 of the view-2 neighbours in M2.
+                    teacher_nn_v1, teacher_nn_v2 = self._project_neighbours(
+                        retrieval)
 
-        student_tokens = self.backbone(images)[0]
-        student_global = self.neck(student_tokens[:, 0])
-        student_v1, student_v2 = self.object_pooling.pool(
-            student_tokens[:, 1:], objects)
-        student_objects = self.neck.forward_objects(
-            torch.cat([student_v1, student_v2]))
+        with profile_part('student_forward'):
+            student_tokens = self.backbone(images)[0]
+        with profile_part('pooling'):
+            student_v1, student_v2 = self.object_pooling.pool(
+                student_tokens[:, 1:], objects)
+        with profile_part('head_projections'):
+            student_global = self.neck(student_tokens[:, 0])
+            student_objects = self.neck.forward_objects(
+                torch.cat([student_v1, student_v2]))
 
-        stats = self._collapse_stats(teacher_global, teacher_objects)
-        losses = self.head(
-            student_global=student_global,
-            teacher_global=teacher_global,
-            student_objects=student_objects,
-            teacher_objects=teacher_objects,
-            teacher_nn_v1=teacher_nn_v1,
-            teacher_nn_v2=teacher_nn_v2,
-            mask_v1=retrieval.mask_v1,
-            mask_v2=retrieval.mask_v2)
+        with profile_part('collapse_stats'):
+            stats = self._collapse_stats(teacher_global, teacher_objects)
+        with profile_part('loss'):
+            losses = self.head(
+                student_global=student_global,
+                teacher_global=teacher_global,
+                student_objects=student_objects,
+                teacher_objects=teacher_objects,
+                teacher_nn_v1=teacher_nn_v1,
+                teacher_nn_v2=teacher_nn_v2,
+                mask_v1=retrieval.mask_v1,
+                mask_v2=retrieval.mask_v2)
         self._check_finite(losses)
 
         if update_bank:
-            with torch.no_grad():
+            with torch.no_grad(), profile_part('bank'), fp32_region(device):
                 self.memory_bank.update(
                     teacher_v1,
                     teacher_v2,
@@ -351,6 +373,24 @@ class CrIBo(BaseSelfSupervisor):
             student_global.device)
         losses.update(stats)
         return losses
+
+    def _project_neighbours(self, retrieval) -> tuple:
+        """Teacher object projections of the neighbours in M1 and M2.
+
+        Args:
+            retrieval (RetrievalResult): Output of the bank's ``retrieve``.
+
+        Returns:
+            tuple[Tensor, Tensor]: (|M1|, out_dim_c) projections of the view-1
+            entries of the view-1 neighbours in M1 and (|M2|, out_dim_c) of
+            the view-2 entries of the view-2 neighbours in M2, from one
+            forward of the head.
+        """
+        nn_v1 = retrieval.neighbours_v1[0][retrieval.mask_v1]
+        nn_v2 = retrieval.neighbours_v2[1][retrieval.mask_v2]
+        projected = self.teacher_neck.forward_objects(
+            torch.cat([nn_v1, nn_v2]))
+        return projected[:nn_v1.shape[0]], projected[nn_v1.shape[0]:]
 
     def _collapse_stats(self, teacher_global: torch.Tensor,
                         teacher_objects: torch.Tensor

@@ -188,11 +188,11 @@ def object_crossimage_loss(student_objects: Tensor,
         teacher_nn_v1 (Tensor): (C, out_dim_c) teacher projections of the
             view-1 entries of the view-1 neighbours, or (2, C, out_dim_c)
             with both stored views (as the reference), of which ``[0]`` is
-            used.
+            used, or only the rows in M1, (|M1|, out_dim_c).
         mask_v1 (Tensor): (C,) bool cycle-consistency mask M1.
         teacher_nn_v2 (Tensor): (C, out_dim_c) projections of the view-2
             entries of the view-2 neighbours, or (2, C, out_dim_c) of which
-            ``[1]`` is used.
+            ``[1]`` is used, or only the rows in M2, (|M2|, out_dim_c).
         mask_v2 (Tensor): (C,) bool mask M2.
         center_c (Tensor): (1, out_dim_c) object centre.
         teacher_temp_c (float): Teacher temperature.
@@ -208,6 +208,19 @@ def object_crossimage_loss(student_objects: Tensor,
     return _crossimage_from_logits(
         (student_objects / student_temp_c).chunk(2), teacher_nn_v1, mask_v1,
         teacher_nn_v2, mask_v2, center_c, teacher_temp_c, normalization)
+
+
+def _masked_rows(rows: Tensor, mask: Tensor, count: int,
+                 name: str) -> Tensor:
+    """``rows[mask]`` for one row per object (C, out), or ``rows`` when it
+    already holds only the ``count`` masked rows (|M|, out)."""
+    if rows.shape[0] == mask.shape[0]:
+        return rows[mask]
+    if rows.shape[0] == count:
+        return rows
+    raise ValueError(
+        f'{name} has {rows.shape[0]} rows; expected one per object '
+        f'({mask.shape[0]}) or one per object in the mask ({count})')
 
 
 def _crossimage_from_logits(student_views: Sequence[Tensor],
@@ -227,12 +240,15 @@ def _crossimage_from_logits(student_views: Sequence[Tensor],
     zero = student_v1[:0].sum()
     count1 = int(mask_v1.sum())
     count2 = int(mask_v2.sum())
-    nn1_probs = _teacher_probs(teacher_nn_v1.detach(), center_c,
-                               teacher_temp_c)
-    nn2_probs = _teacher_probs(teacher_nn_v2.detach(), center_c,
-                               teacher_temp_c)
-    term1 = _cross_entropy(nn1_probs[mask_v1], student_v2[mask_v1]).sum()
-    term2 = _cross_entropy(nn2_probs[mask_v2], student_v1[mask_v2]).sum()
+    # Row-wise softmax: only the rows in the masks are computed.
+    nn1_probs = _teacher_probs(
+        _masked_rows(teacher_nn_v1, mask_v1, count1, 'teacher_nn_v1').detach(),
+        center_c, teacher_temp_c)
+    nn2_probs = _teacher_probs(
+        _masked_rows(teacher_nn_v2, mask_v2, count2, 'teacher_nn_v2').detach(),
+        center_c, teacher_temp_c)
+    term1 = _cross_entropy(nn1_probs, student_v2[mask_v1]).sum()
+    term2 = _cross_entropy(nn2_probs, student_v1[mask_v2]).sum()
     if normalization == 'reference':
         # Reference quirk, kept on purpose: |M1| normalises the M2 sum too,
         # and an empty M1 switches the whole term off.
@@ -341,9 +357,11 @@ class CrIBoLoss(nn.Module):
                 objects.
             teacher_nn_v1 (Tensor, optional): (C, out_dim_c) teacher
                 projections of the view-1 entries of the view-1 neighbours
-                (or (2, C, out_dim_c), see :func:`object_crossimage_loss`).
+                (or (2, C, out_dim_c), or the (|M1|, out_dim_c) rows in M1
+                only, see :func:`object_crossimage_loss`).
             teacher_nn_v2 (Tensor, optional): (C, out_dim_c) projections of
-                the view-2 entries of the view-2 neighbours.
+                the view-2 entries of the view-2 neighbours (or the rows in
+                M2 only).
             mask_v1 (Tensor, optional): (C,) bool mask M1.
             mask_v2 (Tensor, optional): (C,) bool mask M2.
             update_center (bool): Update the centres. Defaults to True.
