@@ -36,7 +36,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='automatic mixed precision (AmpOptimWrapper)')
+        help='automatic mixed precision (CrIBoAmpOptimWrapper): fp16 with '
+        'dynamic loss scaling on a GPU, bf16 on a machine without CUDA')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -73,12 +74,9 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
-        if not torch.cuda.is_available():
-            raise SystemExit('--amp: mmengine\'s AmpOptimWrapper needs a GPU '
-                             '(CUDA is not available); train without --amp '
-                             'on the CPU')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        # fp16 + dynamic loss scaling on a GPU, bf16 without CUDA
+        from cribo_mm.engine.optimizers import enable_amp
+        print(enable_amp(cfg.optim_wrapper), flush=True)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg:
             raise KeyError('--auto-scale-lr: the config has no '
