@@ -42,6 +42,10 @@ Fixes:
   mmengine 0.10.7, mmcv 2.1.0, mmpretrain 1.2.0 and mmseg 1.2.2 run
   unchanged on numpy 2; pickled numpy scalars in checkpoints unpickle
   through numpy's own alias modules across numpy 1.x and 2.x.
+* **Expected warnings.** The frozen EMA teacher (one optimizer-constructor
+  warning per parameter), mmengine's own use of its deprecated
+  ``FileClient``, and ``pin_memory`` without an accelerator are silenced by
+  exact message (:mod:`cribo_mm.utils.log_filters`); everything else shows.
 """
 import functools
 import inspect
@@ -62,6 +66,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from .dataloader_check import check_loader_not_empty
 from .dist_faults import dist_timeout
+from .log_filters import install_log_filters
 
 __all__ = [
     'adjust_hue', 'init_dist_pytorch', 'load_local_checkpoint',
@@ -203,6 +208,7 @@ def _apply() -> None:
     MMDistributedDataParallel.__init__ = _cpu_aware_ddp_init
     for module in (mmcv, mmcv.image, mmcv.image.photometric):
         module.adjust_hue = _mmcv_adjust_hue
+    install_log_filters()  # the expected, non-actionable upstream warnings
 
 
 _apply()

@@ -126,3 +126,54 @@ def test_dense_nn_progress_follows_stdout(capsys):
     bar.close()
     out = capsys.readouterr().out
     assert '\r' not in out and 'k-NN retrieval: 4/4 (100%)' in out
+
+
+def test_expected_upstream_warnings_are_filtered_narrowly():
+    import logging
+    import warnings
+
+    from mmengine.logging import MMLogger
+
+    from cribo_mm.utils.log_filters import install_log_filters
+    install_log_filters()
+    install_log_filters()  # idempotent
+    logger = MMLogger.get_instance('log_filter_test', log_level='INFO')
+    records = []
+
+    class _Keep(logging.Handler):
+
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger.addHandler(_Keep())
+    expected = [
+        'teacher.module.0.pos_embed is skipped since its requires_grad=False',
+        '"FileClient" will be deprecated in future. Please use io functions '
+        'in https://mmengine.readthedocs.io/en/latest/api/fileio.html'
+        '#file-io',
+        '"HardDiskBackend" is the alias of "LocalBackend" and the former '
+        'will be deprecated in future.',
+    ]
+    kept = [
+        'backbone.layers.0.ln1.weight is skipped since its '
+        'requires_grad=False',  # frozen on purpose or not: the user decides
+        '"FileClient" will be deprecated in future, and so on',
+        'non-finite CrIBo loss at iteration 3',
+    ]
+    for message in expected + kept:
+        logger.warning(message)
+    logger.info(expected[0])  # only warnings are filtered
+    assert records == kept + [expected[0]]
+    # the filter also reaches loggers created before the install
+    assert any(type(f).__name__ == 'ExpectedWarningsFilter'
+               for f in MMLogger.get_current_instance().filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn("'pin_memory' argument is set as true but no "
+                      "accelerator is found, then device pinned memory "
+                      "won't be used.", UserWarning)
+        warnings.warn("'pin_memory' argument is set as true but not "
+                      'supported on MPS now', UserWarning)
+    assert [str(w.message)[:40] for w in caught] == [
+        "'pin_memory' argument is set as true but"
+    ]
+    assert 'MPS' in str(caught[0].message)
