@@ -179,6 +179,37 @@ def test_prebuilt_index_and_prenormalised_memory():
         build_knn_index(memory, 'annoy')
 
 
+@pytest.mark.parametrize('search_dtype', ['bfloat16', 'float16'])
+@pytest.mark.parametrize('normalize', [True, False])
+def test_low_precision_search_equals_float32(search_dtype, normalize):
+    gen = torch.Generator().manual_seed(8)
+    memory = torch.randn(3000, 32, generator=gen)
+    if not normalize:
+        memory = F.normalize(memory, dim=1)
+    memory[2000:2100] = memory[:100]  # exact duplicates in another block
+    near = memory[:50] + 0.01 * torch.randn(50, 32, generator=gen)
+    query = torch.cat([near, torch.randn(150, 32, generator=gen)])
+    if not normalize:
+        query = F.normalize(query, dim=1)
+    exact = build_knn_index(memory, 'exact', 700, normalize,
+                            search_dtype='float32')
+    fast = build_knn_index(memory, 'exact', 700, normalize,
+                           search_dtype=search_dtype)
+    for k in (1, 10):
+        ref_sim, ref_idx = knn_search(query, exact, k, chunk_size=50)
+        sim, idx = knn_search(query, fast, k, chunk_size=50)
+        assert torch.equal(idx, ref_idx) and torch.equal(sim, ref_sim)
+    assert exact.stats.queries == 0
+    assert fast.stats.queries == 400
+    # the 50 queries next to duplicated rows tie and fall back, most others
+    # are proven
+    assert 50 <= fast.stats.fallbacks < 300
+    labels = torch.softmax(torch.randn(3000, 4, generator=gen), dim=1)
+    assert torch.equal(
+        knn_label_transfer(query, fast, labels, k=10),
+        knn_label_transfer(query, exact, labels, k=10))
+
+
 @pytest.mark.skipif(not faiss_available(), reason='faiss is not installed')
 def test_faiss_backend_agrees_with_exact():
     gen = torch.Generator().manual_seed(5)

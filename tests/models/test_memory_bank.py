@@ -30,9 +30,10 @@ def _stored_cls(case):
     return cls
 
 
+@pytest.mark.parametrize('search_dtype', [None, 'bfloat16', 'float16'])
 @pytest.mark.parametrize('chunk_size', [None, 7])
 @pytest.mark.parametrize('case', BANK_CASES)
-def test_pure_functions_match_reference(case, chunk_size):
+def test_pure_functions_match_reference(case, chunk_size, search_dtype):
     inputs, outputs = case['inputs'], case['outputs']
     after = case['queues_after']
     queue = inputs['centroids_queue'].clone()
@@ -44,7 +45,8 @@ def test_pure_functions_match_reference(case, chunk_size):
         queue,
         int(cpv.sum()),
         normalized_matching=case['hparams']['normalized_matching'],
-        chunk_size=chunk_size)
+        chunk_size=chunk_size,
+        search_dtype=search_dtype)
     for got, name in zip(result, OUTPUT_NAMES):
         assert got.dtype == outputs[name].dtype, name
         assert torch.equal(got, outputs[name]), name
@@ -412,3 +414,57 @@ def test_registered_in_models():
         dict(type='CrIBoMemoryBank', num_images=2, num_objects=2,
              embed_dim=3))
     assert isinstance(bank, CrIBoMemoryBank)
+
+
+def _planted_bank(gen, slots=900, dim=24, objects=40):
+    """A bank with duplicated rows and entries planted near the queries."""
+    bank = torch.randn(2, slots, dim, generator=gen)
+    bank[:, 600:640] = bank[:, 100:140]  # exact duplicates, other chunk
+    v1 = torch.randn(objects, dim, generator=gen)
+    v2 = v1 + 0.2 * torch.randn(objects, dim, generator=gen)
+    bank[0, 100:140:2] = v1[::2] * 3  # same direction, other norm
+    bank[1, 100:140:2] = v2[::2]
+    bank[0, 600:640:2] = v1[::2] * 3
+    return bank, v1, v2
+
+
+@pytest.mark.parametrize('normalized', [True, False])
+@pytest.mark.parametrize('search_dtype', ['bfloat16', 'float16'])
+def test_low_precision_search_equals_fp32(search_dtype, normalized):
+    gen = torch.Generator().manual_seed(11)
+    bank, v1, v2 = _planted_bank(gen)
+    ref = retrieve_cycle_consistent(
+        v1, v2, bank, 880, normalized, chunk_size=256, search_dtype=None)
+    stats = mb.SearchStats()
+    got = retrieve_cycle_consistent(
+        v1, v2, bank, 880, normalized, chunk_size=256,
+        search_dtype=search_dtype, stats=stats)
+    for a, b, name in zip(got, ref, OUTPUT_NAMES):
+        assert torch.equal(a, b), name
+    assert stats.queries == 80  # both views searched in low precision
+    if normalized:
+        # the planted duplicates (rows 100:140 and 600:640) tie exactly:
+        # those queries fall back, and the earlier slot wins as in fp32
+        assert stats.fallbacks >= 20
+        assert bool((got.index_v1[::2] < 600).all())
+
+
+def test_bank_search_dtype_switch_and_stats():
+    gen = torch.Generator().manual_seed(12)
+    bank, v1, v2 = _planted_bank(gen)
+    module = CrIBoMemoryBank(30, 30, 24, store_cls=False, chunk_size=256,
+                             search_dtype='bfloat16')
+    module.objects.copy_(bank)
+    fast = module.retrieve(v1, v2)
+    assert module.last_search_stats.queries == 80
+    assert module.last_search_stats.fallbacks >= 20
+    module.retrieve(v1, v2)
+    assert module.search_stats.queries == 160
+    module.search_dtype = 'float32'
+    exact = module.retrieve(v1, v2)
+    assert module.last_search_stats.queries == 0
+    for a, b in zip(fast, exact):
+        assert torch.equal(a, b)
+    assert "search_dtype='float32'" in repr(module)
+    with pytest.raises(ValueError, match='int8'):
+        CrIBoMemoryBank(4, 2, 8, search_dtype='int8')

@@ -5,15 +5,24 @@ The exact backend is chunked on both sides: queries are processed
 ``chunk_size`` at a time and, for each query chunk, the memory is scanned
 ``memory_chunk_size`` rows at a time while a running top-k is kept, so the
 largest similarity block ever held is ``chunk_size x memory_chunk_size``
-whatever the size of the memory. The faiss backend (``IndexFlatIP``, also
-exact) is optional and imported only when asked for.
+whatever the size of the memory. By default (``search_dtype='auto'``) the
+exact backend scores the memory with a bf16 matmul (a cached bf16 copy of
+the memory, half its size), re-scores the candidates in float32 and proves
+that they are the float32 top-k, searching again in float32 where it cannot
+(:func:`~cribo_mm.models.utils.exact_search.certified_topk`): neighbours and
+similarities are those of the float32 search. The faiss backend
+(``IndexFlatIP``, also exact) is optional and imported only when asked for.
 """
-from typing import Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cribo_mm.models.utils.exact_search import (LowPrecisionKeys,
+                                                SearchStats, block_bounds,
+                                                certified_topk,
+                                                resolve_search_dtype)
 from .progress import make_progress
 
 __all__ = [
@@ -49,12 +58,23 @@ class ExactKNNIndex:
         normalize (bool): L2-normalise memory rows (chunk by chunk, on the
             fly) and queries. Set False when both are already normalised.
             Defaults to True.
+        search_dtype (str): ``'bfloat16'``/``'float16'``: certified
+            low-precision search (same result as float32, see the module
+            docstring; keeps a low-precision copy of the memory),
+            ``'float32'``: plain float32 search, ``'auto'``: bf16 on a CPU
+            with native bf16 or a bf16-capable GPU, fp16 on older GPUs,
+            else float32. Defaults to ``'auto'``.
+
+    Attributes:
+        stats (SearchStats): Queries searched in low precision and float32
+            fallbacks so far.
     """
 
     def __init__(self,
                  memory: Tensor,
                  memory_chunk_size: int = DEFAULT_MEMORY_CHUNK_SIZE,
-                 normalize: bool = True) -> None:
+                 normalize: bool = True,
+                 search_dtype: str = 'auto') -> None:
         if memory.dim() != 2 or memory.shape[0] == 0:
             raise ValueError('memory must be a non-empty (M, D) tensor, got '
                              f'shape {tuple(memory.shape)}')
@@ -63,6 +83,10 @@ class ExactKNNIndex:
         self.memory = memory
         self.memory_chunk_size = int(memory_chunk_size)
         self.normalize = normalize
+        self.search_dtype = search_dtype
+        self.fast_dtype = resolve_search_dtype(search_dtype, memory.device)
+        self.stats = SearchStats()
+        self._lowp: Optional[LowPrecisionKeys] = None
 
     def __len__(self) -> int:
         return self.memory.shape[0]
@@ -89,9 +113,52 @@ class ExactKNNIndex:
         if self.normalize:
             query = F.normalize(query, dim=-1)
         k = min(int(k), memory.shape[0])
+
+        def exact(rows: Tensor, blocks=None) -> Tuple[Tensor, Tensor]:
+            return self._search_fp32(rows, k, blocks)
+
+        if self.fast_dtype is None:
+            return exact(query)
+        if self._lowp is None:
+            self._lowp = LowPrecisionKeys(
+                memory,
+                self.fast_dtype,
+                self.normalize,
+                self.memory_chunk_size,
+                cache=True)
+        return certified_topk(
+            query,
+            self._lowp,
+            k,
+            exact,
+            normalize=self.normalize,
+            block_size=self.memory_chunk_size,
+            dtype=self.fast_dtype,
+            stats=self.stats)
+
+    def _search_fp32(self,
+                     query: Tensor,
+                     k: int,
+                     blocks: Optional[Sequence[int]] = None
+                     ) -> Tuple[Tensor, Tensor]:
+        """The float32 search: running top-k over memory blocks.
+
+        Args:
+            query (Tensor): (Q, D) queries, normalised where needed.
+            k (int): Neighbours, at most M.
+            blocks (Sequence[int], optional): Scan only these blocks (in
+                increasing order); None scans all.
+
+        Returns:
+            tuple[Tensor, Tensor]: (Q, k) similarities and indices.
+        """
+        memory = self.memory
         best_sim = best_idx = None
-        for start in range(0, memory.shape[0], self.memory_chunk_size):
-            chunk = memory[start:start + self.memory_chunk_size]
+        bounds = block_bounds(memory.shape[0], self.memory_chunk_size)
+        if blocks is not None:
+            bounds = [bounds[b] for b in blocks]
+        for start, end in bounds:
+            chunk = memory[start:end]
             if self.normalize:
                 chunk = F.normalize(chunk, dim=-1)
             sim = query @ chunk.T  # (Q, m)
@@ -167,7 +234,8 @@ KNNIndex = Union[ExactKNNIndex, FaissKNNIndex]
 def build_knn_index(memory: Tensor,
                     backend: str = 'exact',
                     memory_chunk_size: int = DEFAULT_MEMORY_CHUNK_SIZE,
-                    normalize: bool = True) -> KNNIndex:
+                    normalize: bool = True,
+                    search_dtype: str = 'auto') -> KNNIndex:
     """Build a search index over memory features.
 
     Args:
@@ -177,12 +245,15 @@ def build_knn_index(memory: Tensor,
         memory_chunk_size (int): Memory rows per block for ``'exact'``.
             Defaults to 32768.
         normalize (bool): L2-normalise features. Defaults to True.
+        search_dtype (str): Matmul format of the exact backend, see
+            :class:`ExactKNNIndex`. Defaults to ``'auto'``.
 
     Returns:
         ExactKNNIndex | FaissKNNIndex: The index.
     """
     if backend == 'exact':
-        return ExactKNNIndex(memory, memory_chunk_size, normalize)
+        return ExactKNNIndex(memory, memory_chunk_size, normalize,
+                             search_dtype)
     if backend == 'faiss':
         return FaissKNNIndex(memory, normalize)
     raise ValueError(f"backend must be 'exact' or 'faiss', got {backend!r}")
@@ -195,7 +266,8 @@ def knn_search(query: Tensor,
                memory_chunk_size: int = DEFAULT_MEMORY_CHUNK_SIZE,
                backend: str = 'exact',
                normalize: bool = True,
-               progress: bool = False) -> Tuple[Tensor, Tensor]:
+               progress: bool = False,
+               search_dtype: str = 'auto') -> Tuple[Tensor, Tensor]:
     """Cosine-similarity k-NN search, chunked over the queries.
 
     Args:
@@ -212,6 +284,9 @@ def knn_search(query: Tensor,
         normalize (bool): L2-normalise features. Defaults to True.
         progress (bool): Show a progress bar over query chunks.
             Defaults to False.
+        search_dtype (str): Matmul format of the exact backend (ignored
+            when ``memory`` is an index), see :class:`ExactKNNIndex`.
+            Defaults to ``'auto'``.
 
     Returns:
         tuple[Tensor, Tensor]: Similarities (Q, k') sorted in descending
@@ -221,7 +296,8 @@ def knn_search(query: Tensor,
     if chunk_size <= 0:
         raise ValueError('chunk_size must be positive')
     index = memory if isinstance(memory, (ExactKNNIndex, FaissKNNIndex)) \
-        else build_knn_index(memory, backend, memory_chunk_size, normalize)
+        else build_knn_index(memory, backend, memory_chunk_size, normalize,
+                             search_dtype)
     num_query = query.shape[0]
     num_chunks = (num_query + chunk_size - 1) // chunk_size
     bar = make_progress(num_chunks, progress, 'k-NN retrieval')
@@ -248,7 +324,8 @@ def knn_label_transfer(query_feats: Tensor,
                        memory_chunk_size: int = DEFAULT_MEMORY_CHUNK_SIZE,
                        backend: str = 'exact',
                        normalize: bool = True,
-                       progress: bool = False) -> Tensor:
+                       progress: bool = False,
+                       search_dtype: str = 'auto') -> Tensor:
     """Predict label distributions of queries from their nearest memory
     entries.
 
@@ -272,6 +349,9 @@ def knn_label_transfer(query_feats: Tensor,
         normalize (bool): L2-normalise features (ignored when ``memory`` is
             an index). Defaults to True.
         progress (bool): Show a progress bar. Defaults to False.
+        search_dtype (str): Matmul format of the exact backend (ignored
+            when ``memory`` is an index), see :class:`ExactKNNIndex`.
+            Defaults to ``'auto'``.
 
     Returns:
         Tensor: float32 tensor of shape (Q, C), on the device of
@@ -281,7 +361,8 @@ def knn_label_transfer(query_feats: Tensor,
     if temperature <= 0:
         raise ValueError('temperature must be positive')
     index = memory if isinstance(memory, (ExactKNNIndex, FaissKNNIndex)) \
-        else build_knn_index(memory, backend, memory_chunk_size, normalize)
+        else build_knn_index(memory, backend, memory_chunk_size, normalize,
+                             search_dtype)
     if memory_labels.dim() != 2 or memory_labels.shape[0] != len(index):
         raise ValueError('memory_labels must have shape (M, C) with M = '
                          f'{len(index)}, got {tuple(memory_labels.shape)}')

@@ -27,8 +27,14 @@ instead of cloning them. Row-wise normalisation is exact per chunk, so
 chunking changes nothing but the peak memory (the top-1 of the whole bank is
 the best of the per-chunk top-1s; exact ties resolve to the lower slot).
 Storing the bank in fp16 (``dtype``) halves the 4.9 GB.
+
+Speed: the search scores the bank with a bf16 (GPU: bf16/fp16) matmul,
+re-scores the best candidates in fp32 and proves that the result is the fp32
+top-1, falling back to the fp32 search for the queries it cannot prove
+(``search_dtype``, :mod:`.exact_search`). Indices, masks and neighbours are
+those of the fp32 search; the fallbacks are counted in ``search_stats``.
 """
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +42,8 @@ from mmengine import dist
 from torch import Tensor, nn
 
 from cribo_mm.registry import MODELS
+from .exact_search import (SearchStats, block_bounds, certified_topk,
+                           resolve_search_dtype)
 
 __all__ = [
     'RetrievalResult', 'retrieve_cycle_consistent', 'fifo_update',
@@ -71,36 +79,80 @@ class RetrievalResult(NamedTuple):
     mask_v2: Tensor
 
 
-def _nearest_in_bank(queries: Tensor, keys: Tensor, normalize_keys: bool,
-                     chunk_size: Optional[int]) -> Tensor:
-    """Top-1 dot-product neighbour of every query among ``keys``.
+def _nearest_in_bank(queries: Tensor,
+                     keys: Tensor,
+                     normalize_keys: bool,
+                     chunk_size: Optional[int],
+                     blocks: Optional[Sequence[int]] = None
+                     ) -> Tuple[Tensor, Tensor]:
+    """Top-1 dot-product neighbour of every query among ``keys`` (fp32 path).
 
     Args:
         queries (Tensor): (C, D) float queries (already normalised).
         keys (Tensor): (N, D) bank rows, any floating dtype.
         normalize_keys (bool): L2-normalise the keys before the dot product.
-        chunk_size (int, optional): Rows of ``keys`` handled at once; None
-            handles all of them in one block.
+        chunk_size (int, optional): Rows of ``keys`` handled at once (see
+            :func:`block_bounds`); None handles all of them in one block.
+        blocks (Sequence[int], optional): Scan only these blocks (numbers
+            in increasing order); None scans all.
 
     Returns:
-        Tensor: (C,) int64 index into ``keys``.
+        tuple[Tensor, Tensor]: (C, 1) best similarity and (C, 1) int64 index
+        into ``keys``; an exact tie keeps the lower index of the first
+        block holding the best value.
     """
-    num_keys = keys.shape[0]
-    step = num_keys if not chunk_size else min(int(chunk_size), num_keys)
     best_val = best_idx = None
-    for start in range(0, num_keys, step):
-        block = keys[start:start + step].to(queries.dtype)
+    bounds = block_bounds(keys.shape[0], chunk_size)
+    if blocks is not None:
+        bounds = [bounds[b] for b in blocks]
+    for start, end in bounds:
+        block = keys[start:end].to(queries.dtype)
         if normalize_keys:
             block = F.normalize(block, dim=1)
         val, idx = torch.topk(queries @ block.t(), k=1, dim=1)
-        val, idx = val[:, 0], idx[:, 0] + start
+        idx = idx + start
         if best_val is None:
             best_val, best_idx = val, idx
         else:
             better = val > best_val
             best_val = torch.where(better, val, best_val)
             best_idx = torch.where(better, idx, best_idx)
-    return best_idx
+    return best_val, best_idx
+
+
+def _search_bank(queries: Tensor, keys: Tensor, normalize_keys: bool,
+                 chunk_size: Optional[int], search_dtype: Optional[torch.dtype],
+                 stats: Optional[SearchStats]) -> Tensor:
+    """Index of the fp32 top-1 neighbour, searched in ``search_dtype``.
+
+    Args:
+        queries, keys, normalize_keys, chunk_size: As
+            :func:`_nearest_in_bank`.
+        search_dtype (torch.dtype, optional): bf16/fp16 for the certified
+            low-precision search (:func:`certified_topk`), None for fp32.
+        stats (SearchStats, optional): Receives the fallback count.
+
+    Returns:
+        Tensor: (C,) int64 index into ``keys``, equal to the fp32 path's.
+    """
+
+    def exact(rows: Tensor,
+              blocks: Optional[Sequence[int]] = None
+              ) -> Tuple[Tensor, Tensor]:
+        return _nearest_in_bank(rows, keys, normalize_keys, chunk_size,
+                                blocks)
+
+    if search_dtype is None:
+        return exact(queries)[1][:, 0]
+    return certified_topk(
+        queries,
+        keys,
+        1,
+        exact,
+        normalize=normalize_keys,
+        block_size=chunk_size,
+        dtype=search_dtype,
+        stats=stats)[1][:, 0]
 
 
 def _cycle_mask(back: Tensor, targets: Tensor, normalize_back: bool) -> Tensor:
@@ -127,7 +179,10 @@ def retrieve_cycle_consistent(objects_v1: Tensor,
                               bank: Tensor,
                               num_valid: int,
                               normalized_matching: bool = True,
-                              chunk_size: Optional[int] = None
+                              chunk_size: Optional[int] = None,
+                              search_dtype: Union[str, torch.dtype,
+                                                  None] = None,
+                              stats: Optional[SearchStats] = None
                               ) -> RetrievalResult:
     """Cycle-consistent top-1 retrieval of objects from the bank.
 
@@ -148,6 +203,13 @@ def retrieve_cycle_consistent(objects_v1: Tensor,
         normalized_matching (bool): Normalise bank entries for matching.
         chunk_size (int, optional): Bank slots scanned at once; None scans
             the whole valid prefix in one block, like the reference.
+        search_dtype (str | torch.dtype, optional): Format of the
+            nearest-neighbour search: ``'bfloat16'``/``'float16'`` search
+            with a low-precision matmul and prove (or fall back to) the
+            fp32 result (:func:`certified_topk`), ``'auto'`` picks per
+            device, None/``'float32'`` runs the fp32 path. The result is the
+            same. Defaults to None.
+        stats (SearchStats, optional): Receives query/fallback counts.
 
     Returns:
         RetrievalResult: ``neighbours_v1``/``neighbours_v2`` are gathered
@@ -165,10 +227,11 @@ def retrieve_cycle_consistent(objects_v1: Tensor,
     work_dtype = torch.promote_types(objects_v1.dtype, torch.float32)
     q1 = F.normalize(objects_v1.to(work_dtype), dim=1)
     q2 = F.normalize(objects_v2.to(work_dtype), dim=1)
-    idx1 = _nearest_in_bank(q1, bank[0, :num_valid], normalized_matching,
-                            chunk_size)
-    idx2 = _nearest_in_bank(q2, bank[1, :num_valid], normalized_matching,
-                            chunk_size)
+    fast = resolve_search_dtype(search_dtype, device)
+    idx1 = _search_bank(q1, bank[0, :num_valid], normalized_matching,
+                        chunk_size, fast, stats)
+    idx2 = _search_bank(q2, bank[1, :num_valid], normalized_matching,
+                        chunk_size, fast, stats)
     mask1 = _cycle_mask(bank[1, idx1], q2, normalized_matching)
     mask2 = _cycle_mask(bank[0, idx2], q1, normalized_matching)
     nn1 = bank[:, idx1].to(objects_v1.dtype)
@@ -378,6 +441,18 @@ class CrIBoMemoryBank(nn.Module):
             chunk_size) similarity block plus one normalised chunk. None
             processes the whole bank at once (the reference's footprint).
             Defaults to 65536.
+        search_dtype (str): Matmul format of the nearest-neighbour search:
+            ``'bfloat16'`` or ``'float16'`` (certified low-precision search,
+            fp32 fallback; same result as fp32), ``'float32'`` (plain fp32
+            search) or ``'auto'``: bf16 on a CPU with native bf16 dot
+            products or a bf16-capable GPU, fp16 on older GPUs, else fp32.
+            Defaults to ``'auto'``.
+
+    Attributes:
+        search_stats (SearchStats): Queries searched in low precision and
+            fp32 fallbacks since construction (not saved in checkpoints).
+        last_search_stats (SearchStats): The same for the last
+            :meth:`retrieve`.
     """
 
     def __init__(self,
@@ -387,7 +462,8 @@ class CrIBoMemoryBank(nn.Module):
                  normalized_matching: bool = True,
                  store_cls: bool = True,
                  dtype: Union[str, torch.dtype] = 'float32',
-                 chunk_size: Optional[int] = 65536) -> None:
+                 chunk_size: Optional[int] = 65536,
+                 search_dtype: str = 'auto') -> None:
         super().__init__()
         self.num_images = int(num_images)
         self.num_objects = int(num_objects)
@@ -395,6 +471,10 @@ class CrIBoMemoryBank(nn.Module):
         self.normalized_matching = normalized_matching
         self.store_cls = store_cls
         self.chunk_size = chunk_size
+        resolve_search_dtype(search_dtype)  # validates the name
+        self.search_dtype = search_dtype
+        self.search_stats = SearchStats()
+        self.last_search_stats = SearchStats()
         storage = _resolve_dtype(dtype)
         self.register_buffer(
             'objects',
@@ -434,13 +514,19 @@ class CrIBoMemoryBank(nn.Module):
             index_v1 (C,), neighbours_v2 (2, C, D), index_v2 (C,),
             mask_v2 (C,))``.
         """
-        return retrieve_cycle_consistent(
+        stats = SearchStats()
+        result = retrieve_cycle_consistent(
             objects_v1,
             objects_v2,
             self.objects,
             self.num_valid,
             normalized_matching=self.normalized_matching,
-            chunk_size=self.chunk_size)
+            chunk_size=self.chunk_size,
+            search_dtype=self.search_dtype,
+            stats=stats)
+        self.last_search_stats = stats
+        self.search_stats.add(stats.queries, stats.fallbacks)
+        return result
 
     def _sync_ranks_once(self) -> None:
         """Broadcast rank 0's bank once, so ranks start identical."""
@@ -529,4 +615,5 @@ class CrIBoMemoryBank(nn.Module):
                 f'embed_dim={self.embed_dim}, '
                 f'normalized_matching={self.normalized_matching}, '
                 f'store_cls={self.store_cls}, dtype={self.objects.dtype}, '
-                f'chunk_size={self.chunk_size}')
+                f'chunk_size={self.chunk_size}, '
+                f'search_dtype={self.search_dtype!r}')
