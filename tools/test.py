@@ -31,6 +31,12 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='unpickle checkpoints (the checkpoint, init_cfg) without '
+        'restrictions, as CRIBO_UNSAFE_LOAD=1 does; a crafted file can then '
+        'run any code: only for files you trust')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -39,6 +45,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.unsafe_load:
+        from cribo_mm.utils.checkpoint_io import request_unsafe_load
+        request_unsafe_load()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     cfg = Config.fromfile(args.config)

@@ -57,6 +57,12 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='unpickle checkpoints (--resume, load_from, init_cfg) without '
+        'restrictions, as CRIBO_UNSAFE_LOAD=1 does; a crafted file can then '
+        'run any code: only for files you trust')
     # torchrun sets LOCAL_RANK; torch.distributed.launch passes --local-rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -105,6 +111,9 @@ def main(argv=None):
         # a rank must not outlive torchrun (e.g. after kill -9 of it)
         from cribo_mm.utils.dist_faults import die_with_parent
         die_with_parent()
+    if args.unsafe_load:
+        from cribo_mm.utils.checkpoint_io import request_unsafe_load
+        request_unsafe_load()
     cfg = merge_args(Config.fromfile(args.config), args)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)

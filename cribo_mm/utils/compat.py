@@ -7,15 +7,24 @@ edited on disk.
 
 Fixes:
 
-* **torch >= 2.6 defaults ``torch.load(weights_only=True)``.** mmengine 0.10.7
-  loads local checkpoints with a bare ``torch.load``; its Runner checkpoints
-  pickle ``HistoryBuffer`` objects and numpy scalars in ``message_hub``, so
-  ``--resume``, ``load_from`` and ``init_cfg=dict(type='Pretrained')`` fail
-  with ``UnpicklingError``. mmengine's own fix (open-mmlab/mmengine#1670,
-  ``weights_only=False`` for local files) is only on its main branch; we
-  register the same behaviour for local paths. Files downloaded from
-  elsewhere should go through :mod:`tools.model_converters`, which load with
-  ``weights_only=True`` and an explicit allow-list.
+* **Checkpoint loading goes through our policy.** mmengine 0.10.7 loads
+  local checkpoints with a bare ``torch.load`` (which on torch >= 2.6 refuses
+  its own Runner checkpoints, and on older torch unpickles anything) and
+  URLs with ``torch.hub.load_state_dict_from_url`` (full unpickling). Local
+  paths and ``http(s)://`` are registered in ``CheckpointLoader`` (and
+  ``load_from_local`` / ``load_from_http`` replaced for the loaders that
+  call them directly) with :func:`load_local_checkpoint` /
+  :func:`load_http_checkpoint`, which apply
+  :func:`cribo_mm.utils.checkpoint_io.load_checkpoint_file`; so
+  ``--resume``, ``load_from`` and ``init_cfg=dict(type='Pretrained')`` (also
+  from MMSegmentation configs) load under the allow-list, and fully only with
+  ``CRIBO_UNSAFE_LOAD=1``.
+* **Weights that do not fit are an error.** mmengine's ``load_state_dict``
+  only logs a warning when no key of the checkpoint matches the model, or
+  every tensor has another shape, and training goes on from a random
+  network. It is wrapped by :func:`load_state_dict_checked`, which raises
+  :class:`~cribo_mm.utils.checkpoint_io.CheckpointMismatchError` first (see
+  :func:`~cribo_mm.utils.checkpoint_io.check_state_dict_fit`).
 * **Distributed training on CPU.** mmengine 0.10.7 calls
   ``torch.cuda.set_device`` unconditionally when launched by torchrun, so
   ``tools/dist_train.sh`` dies on a machine without CUDA. Without CUDA we
@@ -48,15 +57,16 @@ Fixes:
   exact message (:mod:`cribo_mm.utils.log_filters`); everything else shows.
 """
 import functools
-import inspect
 import os
 import os.path as osp
+from typing import Optional
 
 import cv2
 import mmcv
 import mmcv.image
 import mmcv.image.photometric
 import mmengine.dist.utils as mmengine_dist_utils
+import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
 import torch
 import torch.distributed as torch_dist
@@ -64,38 +74,91 @@ from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from .checkpoint_io import check_state_dict_fit, load_checkpoint_file
 from .dataloader_check import check_loader_not_empty
 from .dist_faults import dist_timeout
 from .log_filters import install_log_filters
 
 __all__ = [
     'adjust_hue', 'init_dist_pytorch', 'load_local_checkpoint',
-    'torch_load_supports_weights_only'
+    'load_http_checkpoint', 'load_state_dict_checked'
 ]
 
 
-def torch_load_supports_weights_only() -> bool:
-    """Whether the installed ``torch.load`` accepts ``weights_only``."""
-    return 'weights_only' in inspect.signature(torch.load).parameters
-
-
 def load_local_checkpoint(filename: str, map_location=None):
-    """Load a trusted local mmengine checkpoint with full unpickling.
+    """mmengine's loader for local paths, under the project's policy.
 
     Args:
         filename (str): Path of the checkpoint file (``~`` is expanded).
         map_location (str | torch.device, optional): As for ``torch.load``.
 
     Returns:
-        dict: The loaded checkpoint.
+        Any: The loaded checkpoint.
     """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    if torch_load_supports_weights_only():
-        return torch.load(
-            filename, map_location=map_location, weights_only=False)
-    return torch.load(filename, map_location=map_location)
+    global _last_loaded
+    _last_loaded = osp.expanduser(str(filename))
+    return load_checkpoint_file(filename, map_location=map_location)
+
+
+def load_http_checkpoint(filename: str,
+                         map_location=None,
+                         model_dir: Optional[str] = None,
+                         progress: bool = False):
+    """mmengine's loader for ``http(s)://`` URLs, under the project's policy.
+
+    The file is downloaded into ``model_dir`` (default: torch hub's
+    ``checkpoints`` folder; rank 0 first, then the ranks that do not see it,
+    e.g. on other nodes) and then loaded with :func:`load_checkpoint_file`.
+
+    Args:
+        filename (str): The URL.
+        map_location (str | torch.device, optional): As for ``torch.load``.
+        model_dir (str, optional): Download folder.
+        progress (bool): Show a download progress bar.
+
+    Returns:
+        Any: The loaded checkpoint.
+    """
+    from urllib.parse import urlparse
+
+    from mmengine.dist import get_dist_info
+    folder = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    path = osp.join(folder, osp.basename(urlparse(filename).path))
+
+    def download():
+        if not osp.isfile(path):
+            os.makedirs(folder, exist_ok=True)
+            torch.hub.download_url_to_file(filename, path, progress=progress)
+
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        download()
+    if world_size > 1:
+        torch_dist.barrier()
+        if rank > 0:
+            download()
+    return load_local_checkpoint(path, map_location=map_location)
+
+
+#: The file most recently loaded through mmengine, named in fit errors.
+_last_loaded: Optional[str] = None
+_mmengine_load_state_dict = mmengine_checkpoint.load_state_dict
+
+
+def load_state_dict_checked(module, state_dict, strict=False, logger=None):
+    """mmengine's ``load_state_dict`` that first refuses weights that do not
+    fit (:func:`check_state_dict_fit`); then loads as mmengine does.
+
+    Args:
+        module (nn.Module): The model, possibly wrapped (DDP).
+        state_dict (Mapping): The weights.
+        strict (bool): As in mmengine.
+        logger: As in mmengine.
+    """
+    from mmengine.model import is_model_wrapper
+    target = module.module if is_model_wrapper(module) else module
+    check_state_dict_fit(target, state_dict, source=_last_loaded)
+    return _mmengine_load_state_dict(module, state_dict, strict, logger)
 
 
 _init_dist_pytorch = mmengine_dist_utils._init_dist_pytorch
@@ -199,6 +262,13 @@ def _apply() -> None:
     # '' is the scheme mmengine uses for plain local paths.
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_local_checkpoint, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'),
+        loader=load_http_checkpoint,
+        force=True)
+    mmengine_checkpoint.load_from_local = load_local_checkpoint
+    mmengine_checkpoint.load_from_http = load_http_checkpoint
+    mmengine_checkpoint.load_state_dict = load_state_dict_checked
     mmengine_dist_utils._init_dist_pytorch = _with_dist_timeout(
         init_dist_pytorch)
     mmengine_dist_utils._init_dist_slurm = _with_dist_timeout(

@@ -13,7 +13,10 @@ from typing import Any, Dict, Mapping, Optional
 
 from torch import Tensor
 
-from .checkpoint import CheckpointError, _plain, _strip_ddp, strip_prefix
+from cribo_mm.models.utils.checkpoint_formats import (strip_ddp, strip_prefix,
+                                                      to_plain)
+
+from .checkpoint_io import CheckpointError
 
 __all__ = [
     'RESNET_PREFIXES', 'extract_resnet_backbone', 'infer_resnet_arch',
@@ -107,7 +110,7 @@ def extract_resnet_backbone(checkpoint: Mapping,
     state = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state, Mapping):
         raise CheckpointError('the checkpoint holds no state dict')
-    state = _strip_ddp(state)
+    state = strip_ddp(state)
     backbone = strip_prefix(state, RESNET_PREFIXES[network])
     if not backbone:
         raise CheckpointError(
@@ -134,7 +137,7 @@ def make_resnet_backbone_checkpoint(backbone: Mapping[str, Tensor],
     """
     arch = infer_resnet_arch(backbone)
     full_meta = dict(arch=f'resnet{arch["depth"]}', **arch)
-    full_meta.update(_plain(dict(meta or {})))
+    full_meta.update(to_plain(dict(meta or {})))
     state = OrderedDict(('backbone.' + k, v.detach().clone().contiguous())
                         for k, v in backbone.items())
     return dict(state_dict=state, meta=full_meta)

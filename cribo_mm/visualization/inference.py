@@ -16,7 +16,7 @@ only batch coupling there is the min-max normalisation of the cost, see
 import copy
 import os.path as osp
 import random
-from collections import abc
+from collections import OrderedDict, abc
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -110,7 +110,8 @@ def load_cribo_model(config: str,
                      checkpoint: Optional[str],
                      device: str = 'cpu',
                      cfg_options: Optional[Dict] = None,
-                     pos_alpha: Optional[float] = None):
+                     pos_alpha: Optional[float] = None,
+                     unsafe_load: bool = False):
     """Build the CrIBo model of a config and load a checkpoint into it.
 
     Args:
@@ -123,6 +124,9 @@ def load_cribo_model(config: str,
         pos_alpha (float, optional): lambda_pos of the clustering; defaults
             to the final value of the config's ``CrIBoHook`` (else the
             config's ``object_pooling.pos_alpha``).
+        unsafe_load (bool): Unpickle the checkpoint without restrictions
+            (``--unsafe-load``; warns). False follows ``CRIBO_UNSAFE_LOAD``.
+            See :func:`cribo_mm.utils.checkpoint_io.load_checkpoint_file`.
 
     Returns:
         tuple[nn.Module, mmengine.Config]: The model in eval mode and the
@@ -132,14 +136,18 @@ def load_cribo_model(config: str,
         FileNotFoundError: For a missing config or checkpoint.
         ValueError: If the model is not a CrIBo model or the checkpoint does
             not fit the config.
+        cribo_mm.utils.checkpoint_io.CheckpointError: The checkpoint is
+            refused by the loading policy or corrupt.
     """
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
+    from mmengine.runner import checkpoint as mmengine_checkpoint
 
     import cribo_mm  # noqa: F401  (registers, applies compat fixes)
     from cribo_mm.registry import MODELS
     from cribo_mm.utils import register_all_modules
+    from cribo_mm.utils.checkpoint_io import (CheckpointMismatchError,
+                                              load_checkpoint_file)
 
     _check_file(config, 'config')
     if checkpoint is not None and str(checkpoint).lower() != 'none':
@@ -162,11 +170,21 @@ def load_cribo_model(config: str,
     if checkpoint is None:
         model.init_weights()
     else:
+        loaded = load_checkpoint_file(
+            checkpoint, unsafe=True if unsafe_load else None)
+        state = loaded.get('state_dict', loaded) \
+            if isinstance(loaded, dict) else None
+        if not isinstance(state, dict):
+            raise ValueError(f'checkpoint {checkpoint!r} holds no state dict '
+                             f'(a {type(loaded).__name__})')
+        state = OrderedDict(
+            (k[len('module.'):] if k.startswith('module.') else k, v)
+            for k, v in state.items())
         try:
-            load_checkpoint(
-                model, osp.expanduser(checkpoint), map_location='cpu',
-                strict=True, logger='silent')
-        except RuntimeError as e:
+            # mmengine's loader (with the fit check of cribo_mm's compat)
+            mmengine_checkpoint.load_state_dict(
+                model, state, strict=True, logger='silent')
+        except (RuntimeError, CheckpointMismatchError) as e:
             raise ValueError(
                 f'checkpoint {checkpoint!r} does not fit the model of '
                 f'{config!r} (pass the config it was trained with, or the '

@@ -8,8 +8,9 @@ from cribo_mm.evaluation.dense_nn import (build_backbone,
                                           extract_patch_features,
                                           infer_patch_size,
                                           load_backbone_weights,
-                                          load_checkpoint_safely,
                                           select_backbone_state_dict)
+from cribo_mm.utils.checkpoint_io import (UnsafeCheckpointError,
+                                          load_checkpoint_file)
 
 TINY_VIT = dict(
     type='VisionTransformer',
@@ -85,7 +86,7 @@ def test_load_weights_and_safe_runner_checkpoint(tmp_path):
     torch.save(runner_like, path)
     with pytest.raises(Exception):
         torch.load(path, weights_only=True)
-    loaded = load_checkpoint_safely(str(path))
+    loaded = load_checkpoint_file(str(path))
     assert 'message_hub' in loaded
     target = build_backbone(dict(TINY_VIT))
     info = load_backbone_weights(target, str(path))
@@ -96,8 +97,8 @@ def test_load_weights_and_safe_runner_checkpoint(tmp_path):
     # a file needing a global outside the allowlist is refused
     bad = tmp_path / 'bad.pth'
     torch.save(dict(state_dict={}, obj=_Arbitrary()), bad)
-    with pytest.raises(RuntimeError, match='safely'):
-        load_checkpoint_safely(str(bad))
+    with pytest.raises(UnsafeCheckpointError, match='_Arbitrary'):
+        load_backbone_weights(target, str(bad))
     # a checkpoint without matching tensors is an error
     with pytest.raises(KeyError):
         load_backbone_weights(target, {'state_dict': {'x': torch.zeros(1)}})

@@ -11,7 +11,8 @@ import cribo_mm  # noqa: F401
 from cribo_mm.datasets.transforms.geometry import patch_centres
 from cribo_mm.models.losses.cribo_loss import teacher_temperature_schedule
 from cribo_mm.registry import MODELS
-from cribo_mm.utils.checkpoint import official_to_cribo_mm, safe_load
+from cribo_mm.models.utils.checkpoint_formats import official_to_cribo_mm
+from cribo_mm.utils.checkpoint_io import load_checkpoint_file
 from tests.fixtures import FIXTURES, load_fixture
 
 
@@ -64,7 +65,7 @@ def step():
         pytest.skip(f'{path} not available')
     hp = fx['hparams']
     model = _tiny_official_model(hp)
-    state = official_to_cribo_mm(safe_load(str(path)))['state_dict']
+    state = official_to_cribo_mm(load_checkpoint_file(str(path)))['state_dict']
     model.load_state_dict(state, strict=True)
     model.eval()  # drop path is 0 anyway; the step is deterministic
     temp = teacher_temperature_schedule(

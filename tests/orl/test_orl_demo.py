@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from cribo_mm.datasets.orl import load_orl_json
-from cribo_mm.utils.checkpoint import load_trusted_checkpoint
+from cribo_mm.utils.checkpoint_io import load_checkpoint_file
 from tests.engine.tiny_config import ROOT, run_tool
 
 pytestmark = pytest.mark.slow
@@ -30,9 +30,9 @@ def test_orl_demo_pipeline(tmp_path):
         str(work / 'stage2' / 'correspondence.json'), 'correspondence')
     assert all(
         len(per) == 10 for per in corr['pseudo_annotations']['knn_bbox_pair'])
-    stage1 = load_trusted_checkpoint(str(work / 'stage1' / 'epoch_1.pth'))
+    stage1 = load_checkpoint_file(str(work / 'stage1' / 'epoch_1.pth'))
     assert any(k.startswith('target_net.') for k in stage1['state_dict'])
-    stage3 = load_trusted_checkpoint(str(work / 'stage3' / 'epoch_1.pth'))
+    stage3 = load_checkpoint_file(str(work / 'stage3' / 'epoch_1.pth'))
     keys = stage3['state_dict']
     for part in ('backbone.', 'neck.', 'head.', 'intra_head.', 'inter_head.',
                  'target_net.module.0.'):

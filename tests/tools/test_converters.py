@@ -1,6 +1,7 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""Checkpoint conversion: ``cribo_mm.utils.checkpoint`` and the CLIs in
-``tools/model_converters/``.
+"""Checkpoint conversion: ``cribo_mm.models.utils.checkpoint_formats`` and
+the CLIs in ``tools/model_converters/`` (their loading policy is tested in
+``tests/security/``).
 
 The authors' checkpoint layout is exercised with
 ``official_checkpoint_tiny.pth`` (a depth-2 ViT-T with a 256-wide head, see
@@ -17,14 +18,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cribo_mm.utils import checkpoint as ckpt
-from cribo_mm.utils.checkpoint import (
-    CheckpointError, DisallowedObjectError, extract_backbone, infer_head_arch,
-    infer_vit_arch, legacy_weight_norm_to_parametrized,
-    load_trusted_checkpoint, make_backbone_checkpoint,
+from cribo_mm.models.utils.checkpoint_formats import (
+    extract_backbone, infer_head_arch, infer_vit_arch,
+    legacy_weight_norm_to_parametrized, make_backbone_checkpoint,
     mmpretrain_vit_to_official, official_to_cribo_mm,
-    official_vit_to_mmpretrain, parametrized_weight_norm_to_legacy, safe_load,
+    official_vit_to_mmpretrain, parametrized_weight_norm_to_legacy, strip_ddp,
     strip_prefix)
+from cribo_mm.utils.checkpoint_io import (CheckpointError,
+                                          load_checkpoint_file,
+                                          save_checkpoint)
 from tests.fixtures import FIXTURES, load_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +47,7 @@ def _tool(name):
 def official():
     if not OFFICIAL.is_file():
         pytest.skip(f'reference fixture {OFFICIAL} not available')
-    return safe_load(str(OFFICIAL))
+    return load_checkpoint_file(str(OFFICIAL))
 
 
 @pytest.fixture(scope='module')
@@ -84,105 +86,11 @@ def _head():
 
 
 # ----------------------------------------------------------------------
-# safe loading
+# loading the authors' layout
 # ----------------------------------------------------------------------
-_CALLED = []
-
-
-def _side_effect():
-    _CALLED.append(True)
-    return 'pwned'
-
-
-class _Payload:
-    """Unpickling this runs ``_side_effect``."""
-
-    def __reduce__(self):
-        return (_side_effect, ())
-
-
-def test_safe_load_accepts_namespace_only(official):
+def test_official_checkpoint_loads_with_its_namespace(official):
     assert isinstance(official['args'], argparse.Namespace)
     assert official['args'].arch == 'vit_tiny'
-
-
-def test_safe_load_refuses_arbitrary_objects(tmp_path):
-    path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {}, 'x': _Payload()}, path)
-    with pytest.raises(DisallowedObjectError) as info:
-        safe_load(str(path))
-    assert not _CALLED, 'the payload ran'
-    assert str(path) in str(info.value)
-    assert any('_side_effect' in g for g in info.value.globals)
-    # nor does the trusted loader run it: the global is not ours
-    with pytest.raises(DisallowedObjectError):
-        load_trusted_checkpoint(str(path))
-    assert not _CALLED
-
-
-def test_safe_load_refuses_numpy(tmp_path):
-    np = pytest.importorskip('numpy')
-    path = tmp_path / 'np.pth'
-    torch.save({'a': np.float64(1.)}, path)
-    with pytest.raises(DisallowedObjectError, match='numpy'):
-        safe_load(str(path))
-
-
-@pytest.mark.parametrize('kind', ['empty', 'truncated', 'garbage', 'zeroed'])
-def test_safe_load_malformed(kind, tmp_path):
-    data = OFFICIAL.read_bytes() if OFFICIAL.is_file() else b''
-    if kind != 'empty' and not data:
-        pytest.skip('reference fixture not available')
-    path = tmp_path / f'{kind}.pth'
-    if kind == 'empty':
-        path.write_bytes(b'')
-    elif kind == 'truncated':
-        path.write_bytes(data[:len(data) // 2])
-    elif kind == 'garbage':
-        path.write_bytes(b'not a checkpoint' * 16)
-    else:
-        buf = bytearray(data)
-        buf[1000:1200] = bytes(200)
-        path.write_bytes(bytes(buf))
-    with pytest.raises(CheckpointError) as info:
-        safe_load(str(path))
-    message = str(info.value)
-    assert str(path) in message
-    assert 'truncated' in message or 'corrupt' in message
-    assert len(message) < 400
-
-
-def test_safe_load_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        safe_load(str(tmp_path / 'nope.pth'))
-
-
-def test_safe_load_needs_safe_globals(monkeypatch, tmp_path):
-    path = tmp_path / 'x.pth'
-    torch.save({'a': torch.zeros(1)}, path)
-    monkeypatch.delattr(torch.serialization, 'safe_globals')
-    with pytest.raises(RuntimeError, match='torch >= 2.4'):
-        safe_load(str(path))
-
-
-def test_trusted_loader_reads_runner_checkpoints(tmp_path):
-    """mmengine message-hub objects: refused by safe_load, read by the
-    trusted loader (the user's own files)."""
-    from mmengine.logging import MessageHub
-    hub = MessageHub.get_instance('test_trusted_loader')
-    hub.update_scalar('train/loss', 1.5)
-    hub.update_info('iter', 3)
-    path = tmp_path / 'runner.pth'
-    torch.save(
-        dict(
-            meta=dict(epoch=1, iter=3),
-            state_dict={'backbone.cls_token': torch.ones(1, 1, 4)},
-            message_hub=hub.state_dict()), path)
-    with pytest.raises(DisallowedObjectError, match='HistoryBuffer'):
-        safe_load(str(path))
-    loaded = load_trusted_checkpoint(str(path))
-    assert torch.equal(loaded['state_dict']['backbone.cls_token'],
-                       torch.ones(1, 1, 4))
 
 
 # ----------------------------------------------------------------------
@@ -225,7 +133,7 @@ def test_architecture_from_shapes_not_args(official):
     """args.arch says vit_tiny (depth 12, head 2048): shapes say otherwise."""
     assert official['args'].arch == 'vit_tiny'
     backbone = official_vit_to_mmpretrain(
-        strip_prefix(ckpt._strip_ddp(official['student']), 'backbone.'))
+        strip_prefix(strip_ddp(official['student']), 'backbone.'))
     info = infer_vit_arch(backbone)
     assert info['arch'] == TINY_ARCH
     assert info['patch_size'] == 16 and info['img_size'] == 224
@@ -244,8 +152,9 @@ def test_architecture_from_shapes_not_args(official):
 # official -> cribo_mm
 # ----------------------------------------------------------------------
 def _build_cribo(meta):
-    import cribo_mm.models  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import cribo_mm.models  # noqa: F401
     model = meta['cribo_mm_model']
     return MODELS.build(
         dict(
@@ -263,8 +172,8 @@ def test_official_to_cribo_mm_loads_strictly(official, converted, tmp_path):
     model = _build_cribo(meta)
     model.load_state_dict(state, strict=True)
 
-    teacher = ckpt._strip_ddp(official['teacher'])
-    student = ckpt._strip_ddp(official['student'])
+    teacher = strip_ddp(official['teacher'])
+    student = strip_ddp(official['student'])
     # the teacher and the student really are distinct networks
     assert not torch.equal(teacher['backbone.cls_token'],
                            student['backbone.cls_token'])
@@ -296,7 +205,7 @@ def test_official_to_cribo_mm_loads_strictly(official, converted, tmp_path):
 
     # tensors only: loads with the default weights_only=True, no allow-list
     path = tmp_path / 'converted.pth'
-    ckpt.save_checkpoint(converted, str(path))
+    save_checkpoint(converted, str(path))
     reloaded = torch.load(path, weights_only=True)
     assert set(reloaded['state_dict']) == set(state)
 
@@ -479,7 +388,7 @@ def test_backbone_file_loads_as_pretrained(official, tmp_path):
     out = make_backbone_checkpoint(
         extract_backbone(official), dict(source='x', epoch=1))
     path = tmp_path / 'backbone.pth'
-    ckpt.save_checkpoint(out, str(path))
+    save_checkpoint(out, str(path))
     loaded = torch.load(path, weights_only=True)
     assert loaded['meta']['arch'] == TINY_ARCH
     assert all(k.startswith('backbone.') for k in loaded['state_dict'])
@@ -500,8 +409,7 @@ def test_backbone_file_loads_as_pretrained(official, tmp_path):
 
 def test_save_checkpoint_refuses_objects(tmp_path):
     with pytest.raises(TypeError):
-        ckpt.save_checkpoint({'a': argparse.Namespace()},
-                             str(tmp_path / 'x.pth'))
+        save_checkpoint({'a': argparse.Namespace()}, str(tmp_path / 'x.pth'))
 
 
 # ----------------------------------------------------------------------
@@ -523,7 +431,7 @@ def test_official2cribo_mm_cli(official, tmp_path, capsys):
         weights = torch.load(path, weights_only=True)['state_dict']
         assert torch.equal(
             weights['backbone.cls_token'],
-            ckpt._strip_ddp(official[which])['backbone.cls_token'])
+            strip_ddp(official[which])['backbone.cls_token'])
     assert 'saved' in capsys.readouterr().out
 
 
@@ -559,11 +467,9 @@ def test_cribo2mmseg_cli(official, converted, tmp_path):
         assert list(weights) == list(expected)
         for key in weights:
             assert torch.equal(weights[key], expected[key])
-    with pytest.raises(DisallowedObjectError):
-        tool.main([str(src), str(tmp_path / 'x.pth'), '--safe-only'])
-    # the authors' layout is accepted too, without any unpickling
+    # the authors' layout is accepted too
     dst = tmp_path / 'from_official.pth'
-    assert tool.main([str(OFFICIAL), str(dst), '--safe-only']) == 0
+    assert tool.main([str(OFFICIAL), str(dst)]) == 0
     assert torch.equal(
         torch.load(dst, weights_only=True)['state_dict']['backbone.ln1.bias'],
         official['teacher']['backbone.norm.bias'])

@@ -350,12 +350,13 @@ def test_config_builds(name):
 def test_converted_weights_load_without_missing_keys(name, tiny_backbone_file):
     from mmseg.registry import MODELS
 
-    from cribo_mm.utils.checkpoint import safe_load, strip_prefix
+    from cribo_mm.models.utils.checkpoint_formats import strip_prefix
+    from cribo_mm.utils.checkpoint_io import load_checkpoint_file
     path, teacher = tiny_backbone_file
     cfg = shrink(_config(name), '.', path, '.')
     model = MODELS.build(cfg.model)
     weights = strip_prefix(
-        safe_load(path)['state_dict'], 'backbone.', strict=True)
+        load_checkpoint_file(path)['state_dict'], 'backbone.', strict=True)
     missing, unexpected = model.backbone.load_state_dict(
         copy.deepcopy(weights), strict=False)
     assert missing == [] and unexpected == []

@@ -154,21 +154,22 @@ def test_config_builds(name):
 
 
 def test_converter_keeps_the_online_network(orl_backbone_file, tmp_path):
-    from cribo_mm.utils.checkpoint import CheckpointError, safe_load
+    from cribo_mm.utils.checkpoint_io import (CheckpointError,
+                                              load_checkpoint_file)
     path, online, tgt_path, target = orl_backbone_file
-    out = safe_load(path)
+    out = load_checkpoint_file(path)
     assert set(out['state_dict']) == {f'backbone.{k}' for k in online}
     for k, v in online.items():
         assert torch.equal(out['state_dict'][f'backbone.{k}'], v), k
     assert out['meta']['arch'] == 'resnet18'
     assert out['meta']['network'] == 'online' and out['meta']['epoch'] == 3
     assert out['meta']['out_channels'] == 64
-    tgt = safe_load(tgt_path)['state_dict']
+    tgt = load_checkpoint_file(tgt_path)['state_dict']
     assert torch.equal(tgt['backbone.conv1.weight'], target['conv1.weight'])
     # a converted file converts to itself; a ViT checkpoint is refused
     again = tmp_path / 'again.pth'
     assert _converter().main([path, str(again)]) == 0
-    assert safe_load(str(again))['state_dict'].keys() == out[
+    assert load_checkpoint_file(str(again))['state_dict'].keys() == out[
         'state_dict'].keys()
     bad = tmp_path / 'vit.pth'
     torch.save(dict(state_dict={'backbone.cls_token': torch.zeros(1)}), bad)
@@ -194,11 +195,13 @@ def test_infer_resnet_arch(depth, blocks):
 def test_converted_weights_load_without_missing_keys(name, orl_backbone_file):
     from mmseg.registry import MODELS
 
-    from cribo_mm.utils.checkpoint import safe_load, strip_prefix
+    from cribo_mm.models.utils.checkpoint_formats import strip_prefix
+    from cribo_mm.utils.checkpoint_io import load_checkpoint_file
     path, online, _, _ = orl_backbone_file
     cfg = shrink(_config(name), '.', path, '.')
     model = MODELS.build(cfg.model)
-    weights = strip_prefix(safe_load(path)['state_dict'], 'backbone.')
+    weights = strip_prefix(
+        load_checkpoint_file(path)['state_dict'], 'backbone.')
     missing, unexpected = model.backbone.load_state_dict(
         copy.deepcopy(weights), strict=False)
     assert missing == [] and unexpected == []

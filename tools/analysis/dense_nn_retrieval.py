@@ -180,8 +180,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--unsafe-load',
         action='store_true',
-        help='allow weights_only=False when a checkpoint cannot be loaded '
-        'safely (only for trusted files)')
+        help='unpickle the checkpoint without restrictions (runs any code a '
+        'crafted file holds; only for files you trust)')
     parser.add_argument(
         '--init-seed',
         type=int,

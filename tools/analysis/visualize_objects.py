@@ -39,6 +39,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         help='checkpoint (mmengine Runner checkpoint or a dict with '
         'state_dict); "none" for the initial random weights')
     parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='unpickle the checkpoint without restrictions (runs any code a '
+        'crafted file holds; only for files you trust)')
+    parser.add_argument(
         '--images',
         nargs='+',
         help='image files and/or folders (scanned recursively); default: '
@@ -171,7 +176,8 @@ def setup(args):
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model, cfg = load_cribo_model(
         args.config, args.checkpoint, device=device,
-        cfg_options=args.cfg_options, pos_alpha=args.pos_alpha)
+        cfg_options=args.cfg_options, pos_alpha=args.pos_alpha,
+        unsafe_load=args.unsafe_load)
     data_cfg = cfg
     if args.dataset_config:
         if not osp.isfile(args.dataset_config):

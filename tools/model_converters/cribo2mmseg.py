@@ -12,12 +12,11 @@ a checkpoint of the authors' code (see ``official2cribo_mm.py``) or a file
 written by this tool. The EMA teacher is taken by default, as in the
 authors' evaluations; ``--student`` takes the student.
 
-Loading: the file is first read with ``torch.load(weights_only=True)``.
-mmengine Runner checkpoints also pickle logging objects (numpy arrays,
-``HistoryBuffer``) that this refuses; such a file is then unpickled fully,
-because it is your own training output, but only when every Python global
-it references belongs to torch, numpy, mmengine or ``collections``
-(anything else is refused). ``--safe-only`` never unpickles.
+Loading: the project's policy (``cribo_mm.utils.checkpoint_io``):
+``torch.load(weights_only=True)`` with an exact allow-list that covers
+mmengine Runner checkpoints (numpy values, ``HistoryBuffer``) and the
+authors' files; any other Python object is refused with its name.
+``--unsafe-load`` unpickles without restrictions, for a file you trust.
 
 Examples::
 
@@ -28,11 +27,13 @@ Examples::
 import argparse
 import sys
 
-from cribo_mm.utils.checkpoint import (CheckpointError, extract_backbone,
-                                       load_trusted_checkpoint,
-                                       make_backbone_checkpoint, safe_load,
-                                       save_checkpoint, source_meta,
-                                       validate_vit_state_dict)
+from cribo_mm.models.utils.checkpoint_formats import (extract_backbone,
+                                                      make_backbone_checkpoint,
+                                                      source_meta,
+                                                      validate_vit_state_dict)
+from cribo_mm.utils.checkpoint_io import (CheckpointError,
+                                          load_checkpoint_file,
+                                          save_checkpoint)
 
 
 def parse_args(argv=None):
@@ -46,17 +47,17 @@ def parse_args(argv=None):
         action='store_true',
         help='take the student backbone instead of the EMA teacher')
     parser.add_argument(
-        '--safe-only',
+        '--unsafe-load',
         action='store_true',
-        help='load with weights_only=True only; never unpickle objects')
+        help='unpickle SRC without restrictions (runs any code a crafted '
+        'file holds; only for files you trust)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     which = 'student' if args.student else 'teacher'
-    loader = safe_load if args.safe_only else load_trusted_checkpoint
-    checkpoint = loader(args.src)
+    checkpoint = load_checkpoint_file(args.src, unsafe=args.unsafe_load)
     backbone = extract_backbone(checkpoint, which=which)
     meta = source_meta(checkpoint, args.src, network=which)
     out = make_backbone_checkpoint(backbone, meta)

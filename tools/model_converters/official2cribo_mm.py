@@ -13,9 +13,12 @@ with ``load_from`` to continue training or with the dense evaluation tools.
 ``--backbone-only`` writes the backbone file for MMSegmentation instead
 (same format as ``cribo2mmseg.py``; teacher unless ``--student``).
 
-The input is loaded with ``torch.load(weights_only=True)`` and an allow-list
-that only adds ``argparse.Namespace`` (the ``args`` entry); no other object
-is ever unpickled. A truncated or malformed file is reported as such.
+The input is loaded under the project's policy
+(``cribo_mm.utils.checkpoint_io``): ``torch.load(weights_only=True)`` with an
+exact allow-list (it covers the ``argparse.Namespace`` of ``args``); other
+Python objects are refused by name, and a truncated or malformed file is
+reported as corrupt. ``--unsafe-load`` unpickles without restrictions, for a
+file you trust.
 
 Examples::
 
@@ -30,10 +33,12 @@ import argparse
 import os.path as osp
 import sys
 
-from cribo_mm.utils.checkpoint import (CheckpointError, extract_backbone,
-                                       make_backbone_checkpoint,
-                                       official_to_cribo_mm, safe_load,
-                                       save_checkpoint)
+from cribo_mm.models.utils.checkpoint_formats import (extract_backbone,
+                                                      make_backbone_checkpoint,
+                                                      official_to_cribo_mm)
+from cribo_mm.utils.checkpoint_io import (CheckpointError,
+                                          load_checkpoint_file,
+                                          save_checkpoint)
 
 
 def parse_args(argv=None):
@@ -60,12 +65,17 @@ def parse_args(argv=None):
         '--teacher-steps',
         type=int,
         help='set teacher.steps (EMA update counter, > 0) explicitly')
+    parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='unpickle SRC without restrictions (runs any code a crafted '
+        'file holds; only for files you trust)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    checkpoint = safe_load(args.src)
+    checkpoint = load_checkpoint_file(args.src, unsafe=args.unsafe_load)
     if args.backbone_only:
         which = 'student' if args.student else 'teacher'
         backbone = extract_backbone(checkpoint, which=which)

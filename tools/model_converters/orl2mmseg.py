@@ -12,9 +12,8 @@ Accepted inputs: a cribo_mm Runner checkpoint of ORL (stage 3) or BYOL
 (stage 1), a checkpoint of the authors' ORL code (OpenSelfSup,
 ``backbone.*`` keys) or a file written by this tool. The ONLINE backbone
 is taken by default, as in the authors' evaluations; ``--network target``
-takes the EMA target. Loading is as in ``cribo2mmseg.py`` (weights only
-first; a Runner checkpoint is unpickled only when every global it names is
-trusted; ``--safe-only`` never unpickles).
+takes the EMA target. Loading is as in ``cribo2mmseg.py`` (the project's
+allow-list; ``--unsafe-load`` only for a file you trust).
 
 Example::
 
@@ -25,9 +24,10 @@ Example::
 import argparse
 import sys
 
-from cribo_mm.utils.checkpoint import (CheckpointError,
-                                       load_trusted_checkpoint, safe_load,
-                                       save_checkpoint, source_meta)
+from cribo_mm.models.utils.checkpoint_formats import source_meta
+from cribo_mm.utils.checkpoint_io import (CheckpointError,
+                                          load_checkpoint_file,
+                                          save_checkpoint)
 from cribo_mm.utils.resnet_weights import (extract_resnet_backbone,
                                            make_resnet_backbone_checkpoint)
 
@@ -44,16 +44,16 @@ def parse_args(argv=None):
         default='online',
         help='which network (default: online, as ORL evaluates)')
     parser.add_argument(
-        '--safe-only',
+        '--unsafe-load',
         action='store_true',
-        help='load with weights_only=True only; never unpickle objects')
+        help='unpickle SRC without restrictions (runs any code a crafted '
+        'file holds; only for files you trust)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    loader = safe_load if args.safe_only else load_trusted_checkpoint
-    checkpoint = loader(args.src)
+    checkpoint = load_checkpoint_file(args.src, unsafe=args.unsafe_load)
     backbone = extract_resnet_backbone(checkpoint, args.network)
     meta = source_meta(checkpoint, args.src, network=args.network)
     out = make_resnet_backbone_checkpoint(backbone, meta)

@@ -53,6 +53,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='folder the written file names are relative to '
         "(default: the data set's image folder)")
     p.add_argument('--device', default='cpu')
+    p.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='unpickle the checkpoint without restrictions (only for a '
+        'file you trust)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     add_shard_args(p)
     return p.parse_args(argv)
@@ -98,7 +103,8 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
         shard=shard)
     pending = job.pending()
     if pending:
-        model = build_stage1_network(cfg, ckpt, resolve_device(args.device))
+        model = build_stage1_network(cfg, ckpt, resolve_device(args.device),
+                                     unsafe_load=args.unsafe_load)
         bar = ShardProgress.for_chunks(job, pending)
         for c in pending:
             rows = job.chunk_range(c)

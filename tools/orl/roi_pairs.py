@@ -92,6 +92,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--max-num', type=int, default=100)
     p.add_argument('--pair-ratio', type=float, default=0.1)
     p.add_argument('--device', default='cpu')
+    p.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='unpickle the checkpoint without restrictions (only for a '
+        'file you trust)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     add_shard_args(p)
     return p.parse_args(argv)
@@ -153,7 +158,8 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
         model = build_stage1_network(cfg=load_config(args.config,
                                                      args.cfg_options),
                                      checkpoint=ckpt,
-                                     device=resolve_device(args.device))
+                                     device=resolve_device(args.device),
+                                     unsafe_load=args.unsafe_load)
         embedder = RoIEmbedder(model, paths, args.roi_size, args.batch_size)
         bar = ShardProgress.for_chunks(rois, pending)
         for c in pending:

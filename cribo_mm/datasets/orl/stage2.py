@@ -31,7 +31,9 @@ __all__ = [
 
 def build_stage1_network(cfg: Config,
                          checkpoint: Optional[str] = None,
-                         device: str = 'cpu') -> torch.nn.Module:
+                         device: str = 'cpu',
+                         unsafe_load: Optional[bool] = None
+                         ) -> torch.nn.Module:
     """Build the stage-1 model of ``cfg`` and load its ONLINE weights.
 
     Args:
@@ -41,16 +43,20 @@ def build_stage1_network(cfg: Config,
             with ``torch.manual_seed(0)`` (global RNG state untouched), for
             tests.
         device (str): Defaults to 'cpu'.
+        unsafe_load (bool, optional): Unpickle the checkpoint without
+            restrictions (``--unsafe-load``); None follows
+            ``CRIBO_UNSAFE_LOAD``. See
+            :func:`cribo_mm.utils.checkpoint_io.load_checkpoint_file`.
 
     Returns:
         nn.Module: The model in eval mode.
     """
-    from cribo_mm.utils.checkpoint import load_trusted_checkpoint
+    from cribo_mm.utils.checkpoint_io import load_checkpoint_file
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        ckpt = load_trusted_checkpoint(checkpoint)
+        ckpt = load_checkpoint_file(checkpoint, unsafe=unsafe_load)
         state = ckpt.get('state_dict', ckpt)
         missing, _ = model.load_state_dict(state, strict=False)
         online = [k for k in missing if k.startswith(('backbone.', 'neck.'))]

@@ -1,20 +1,20 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""Backbones for dense retrieval: building, safe checkpoint loading and
-patch-feature extraction."""
+"""Backbones for dense retrieval: building, weight loading (through the
+project's checkpoint policy) and patch-feature extraction."""
 import importlib
 import inspect
 import logging
 import os.path as osp
-import pickle
-import re
 import warnings
 from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from cribo_mm.utils.checkpoint_io import load_checkpoint_file
+
 __all__ = [
-    'build_backbone', 'load_checkpoint_safely', 'select_backbone_state_dict',
+    'build_backbone', 'select_backbone_state_dict',
     'load_backbone_weights', 'extract_patch_features', 'infer_patch_size',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'AUTO_PREFIXES'
 ]
@@ -29,121 +29,6 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 AUTO_PREFIXES = ('teacher.module.0.', 'backbone.', 'module.backbone.')
 
 _VIT_SPEC = 'vit:'
-
-# Globals that ``load_checkpoint_safely`` may allow beyond torch's own
-# ``weights_only`` list: classes from these module prefixes ...
-_TRUSTED_CLASS_MODULES = ('numpy', 'collections', 'mmengine.logging',
-                          'mmengine.config')
-# ... and these exact functions/classes.
-_TRUSTED_NAMES = {
-    'numpy.core.multiarray._reconstruct',
-    'numpy._core.multiarray._reconstruct',
-    'numpy.core.multiarray.scalar',
-    'numpy._core.multiarray.scalar',
-    'builtins.set',
-    'builtins.frozenset',
-    'builtins.slice',
-    'builtins.complex',
-    'builtins.bytearray',
-    '_codecs.encode',
-    # HistoryBuffer pickles its statistics methods as getattr(cls, name);
-    # the weights-only unpickler still calls only allowlisted functions,
-    # so getattr can fetch but never invoke anything else.
-    'builtins.getattr',
-}
-
-
-# How torch's weights-only unpickler names a refused global or class.
-_GLOBAL_IN_ERROR = re.compile(
-    r"(?:GLOBAL |<class ')([A-Za-z_][\w.]*)")
-
-
-def _resolve_global(name: str):
-    """Import ``module.qualname`` and return the object (or None)."""
-    parts = name.split('.')
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module('.'.join(parts[:split]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[split:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            return None
-        return obj
-    return None
-
-
-def _trusted_global(name: str):
-    """The object for a pickled global name if it is on the allowlist."""
-    if name in _TRUSTED_NAMES:
-        return _resolve_global(name)
-    if name.startswith(tuple(m + '.' for m in _TRUSTED_CLASS_MODULES)):
-        obj = _resolve_global(name)
-        if isinstance(obj, type):
-            return obj
-    return None
-
-
-def load_checkpoint_safely(path: str, allow_unsafe: bool = False) -> dict:
-    """Load a checkpoint without executing arbitrary pickled code.
-
-    Plain tensor checkpoints load with ``torch.load(weights_only=True)``.
-    mmengine Runner checkpoints also pickle ``HistoryBuffer`` objects and
-    numpy values (message hub, optimiser state); for those, the extra
-    globals the file needs are listed statically
-    (``torch.serialization.get_unsafe_globals_in_checkpoint``) and, if all
-    are on a small allowlist (numpy arrays/scalars/dtypes, ``collections``
-    and ``mmengine.logging``/``mmengine.config`` classes), the file is
-    loaded with ``weights_only=True`` and those globals allowed.
-
-    Args:
-        path (str): Checkpoint file.
-        allow_unsafe (bool): Fall back to ``weights_only=False`` (full
-            unpickling; only for files you trust) when the safe route
-            fails. Defaults to False.
-
-    Returns:
-        dict: The loaded object (on the CPU).
-    """
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        error: Exception = err
-    # Globals named in the file, then (one by one, from the error message)
-    # classes that only appear at load time, e.g. numpy's dtype classes.
-    names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    allowed, rejected = [], []
-    for _ in range(32):
-        for name in names:
-            obj = _trusted_global(name)
-            if obj is None:
-                rejected.append(name)
-            else:
-                allowed.append((obj, name))
-        if rejected:
-            break
-        try:
-            with torch.serialization.safe_globals(allowed):
-                return torch.load(
-                    path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError as err:
-            error = err
-        names = [
-            n for n in _GLOBAL_IN_ERROR.findall(str(error))
-            if n not in {name for _, name in allowed}
-        ]
-        if not names:
-            break
-    if allow_unsafe:
-        warnings.warn(f'Loading {path} with weights_only=False')
-        return torch.load(path, map_location='cpu', weights_only=False)
-    raise RuntimeError(
-        f'Cannot load {path} safely (globals outside the allowlist: '
-        f'{rejected}; last error: {str(error)[:500]}). Extract the '
-        'backbone weights into a tensors-only file, or pass '
-        'allow_unsafe=True (--unsafe-load) for a file you trust.') from error
 
 
 def _state_dict_of(checkpoint) -> Dict[str, Tensor]:
@@ -371,18 +256,21 @@ def load_backbone_weights(backbone: nn.Module,
     Args:
         backbone (nn.Module): Target backbone.
         checkpoint (str | dict): Path (loaded with
-            :func:`load_checkpoint_safely`) or a loaded checkpoint.
+            :func:`cribo_mm.utils.checkpoint_io.load_checkpoint_file`) or a
+            loaded checkpoint.
         prefix (str): See :func:`select_backbone_state_dict`.
             Defaults to ``'auto'``.
-        allow_unsafe (bool): See :func:`load_checkpoint_safely`.
-            Defaults to False.
+        allow_unsafe (bool): Unpickle the file without restrictions (the
+            tool's ``--unsafe-load``; warns). False follows
+            ``CRIBO_UNSAFE_LOAD``. Defaults to False.
 
     Returns:
         dict: ``prefix`` used, ``loaded`` (number of tensors), and the
         ``missing_keys``/``unexpected_keys`` lists.
     """
     if isinstance(checkpoint, str):
-        checkpoint = load_checkpoint_safely(checkpoint, allow_unsafe)
+        checkpoint = load_checkpoint_file(
+            checkpoint, unsafe=True if allow_unsafe else None)
     own_keys = backbone.state_dict().keys()
     state, used = select_backbone_state_dict(checkpoint, prefix, own_keys)
     matched = set(state) & set(own_keys)

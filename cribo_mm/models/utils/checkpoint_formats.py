@@ -1,9 +1,9 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""Checkpoint conversion between the authors' CrIBo code, cribo_mm and
-downstream (MMSegmentation / mmpretrain) backbones.
+"""Checkpoint formats of CrIBo models: the authors' layout, cribo_mm Runner
+checkpoints and backbone files, and the conversions between them.
 
-Everything here is a pure function on dicts of tensors, except the two
-loaders and :func:`save_checkpoint`; the scripts in
+Pure functions on dicts of tensors; files are read and written by
+:mod:`cribo_mm.utils.checkpoint_io` (the loading policy) and the scripts in
 ``tools/model_converters/`` are thin command-line wrappers.
 
 Three checkpoint layouts are understood:
@@ -21,42 +21,31 @@ Three checkpoint layouts are understood:
   ``memory_bank.*``).
 * ``'backbone'``: the tensors-only file written by
   :func:`make_backbone_checkpoint`: ``{'state_dict': {'backbone.<mmpretrain
-  ViT key>': tensor}, 'meta': {...}}``. It loads with
-  ``torch.load(weights_only=True)`` and through
+  ViT key>': tensor}, 'meta': {...}}``, loaded through
   ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` of
   an mmpretrain ``VisionTransformer`` (in mmpretrain or in MMSegmentation
   through ``type='mmpretrain.VisionTransformer'``).
-
-Files from elsewhere are read with :func:`safe_load`: ``torch.load(...,
-weights_only=True)`` with an explicit allow-list (only
-``argparse.Namespace`` by default), never by unpickling arbitrary objects.
 """
 import argparse
 import math
-import os
 import os.path as osp
-import pickle
 import re
-import zipfile
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = [
-    'CheckpointError', 'DisallowedObjectError', 'DEFAULT_ALLOWED_GLOBALS',
-    'TRUSTED_GLOBAL_PREFIXES', 'safe_load', 'load_trusted_checkpoint',
-    'detect_layout', 'strip_prefix', 'add_prefix',
-    'official_vit_to_mmpretrain', 'mmpretrain_vit_to_official',
-    'legacy_weight_norm_to_parametrized', 'parametrized_weight_norm_to_legacy',
-    'infer_vit_arch', 'validate_vit_state_dict', 'infer_head_arch',
-    'official_to_cribo_mm', 'extract_backbone', 'make_backbone_checkpoint',
-    'save_checkpoint', 'source_meta'
-]
+from cribo_mm.utils.checkpoint_io import CheckpointError
 
-#: Non-tensor types found in the authors' released checkpoints.
-DEFAULT_ALLOWED_GLOBALS = (argparse.Namespace, )
+__all__ = [
+    'BACKBONE_PREFIX', 'detect_layout', 'strip_prefix', 'add_prefix',
+    'strip_ddp', 'to_plain', 'official_vit_to_mmpretrain',
+    'mmpretrain_vit_to_official', 'legacy_weight_norm_to_parametrized',
+    'parametrized_weight_norm_to_legacy', 'infer_vit_arch',
+    'validate_vit_state_dict', 'infer_head_arch', 'official_to_cribo_mm',
+    'extract_backbone', 'make_backbone_checkpoint', 'source_meta'
+]
 
 #: Prefix of the backbone keys in a ``'backbone'`` file (and in mmpretrain
 #: classifiers), used with ``init_cfg=dict(..., prefix='backbone.')``.
@@ -69,194 +58,24 @@ _TEACHER_PREFIX = 'teacher.module.0.'
 _TEACHER_NECK_PREFIX = 'teacher.module.1.'
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is unreadable, malformed or of an unexpected
-    layout."""
-
-
-class DisallowedObjectError(CheckpointError):
-    """A checkpoint holds Python objects outside the loading allow-list.
-
-    Attributes:
-        globals (list[str]): The refused ``module.qualname`` entries.
-    """
-
-    def __init__(self, message: str, refused: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.globals = list(refused)
-
-
 # ----------------------------------------------------------------------
-# loading and saving
+# key utilities
 # ----------------------------------------------------------------------
-def _describe(path: str) -> str:
-    try:
-        return f'{path} ({os.path.getsize(path)} bytes)'
-    except OSError:
-        return path
-
-
-def safe_load(
-        path: str,
-        allowed_globals: Iterable[type] = DEFAULT_ALLOWED_GLOBALS) -> Any:
-    """Load a checkpoint with ``torch.load(weights_only=True)``.
-
-    Only tensors, Python containers and scalars, and the types in
-    ``allowed_globals`` are reconstructed; no other code is run. Needs the
-    ``torch.serialization.safe_globals`` context manager (torch >= 2.4).
+def to_plain(value: Any) -> Any:
+    """Recursively turn a value into str/int/float/bool/None/list/dict.
 
     Args:
-        path (str): Checkpoint file.
-        allowed_globals (Iterable[type]): Extra types to allow. Defaults to
-            :data:`DEFAULT_ALLOWED_GLOBALS` (``argparse.Namespace``).
+        value (Any): E.g. an ``argparse.Namespace`` or nested containers.
 
     Returns:
-        Any: The loaded object, tensors on the CPU.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        DisallowedObjectError: The file holds objects outside the
-            allow-list.
-        CheckpointError: The file is empty, truncated or not a torch
-            checkpoint.
-        RuntimeError: The installed torch is too old for safe loading.
+        Any: Plain Python values; other objects become their ``str``.
     """
-    path = osp.expanduser(str(path))
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} does not exist')
-    safe_globals = getattr(torch.serialization, 'safe_globals', None)
-    if safe_globals is None:
-        raise RuntimeError(
-            f'safe loading of {path} needs torch >= 2.4 '
-            f'(torch.serialization.safe_globals); found torch '
-            f'{torch.__version__}. Upgrade torch; this tool never falls '
-            'back to unpickling arbitrary objects.')
-    try:
-        with safe_globals(list(allowed_globals)):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        refused = re.findall(r'Unsupported global: GLOBAL ([\w.]+)', str(e))
-        if refused:
-            raise DisallowedObjectError(
-                f'{_describe(path)} contains Python objects outside the '
-                f'allow-list ({", ".join(sorted(set(refused)))}); refusing '
-                'to unpickle them. Only tensors, containers, scalars and ' +
-                ', '.join(f'{t.__module__}.{t.__qualname__}'
-                          for t in allowed_globals) + ' are accepted.',
-                refused) from e
-        detail = re.search(r'WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)',
-                           str(e), re.S)
-        raise CheckpointError(
-            f'{_describe(path)} is not a valid torch checkpoint (corrupted '
-            'or truncated?): malformed pickle data' +
-            (f' ({detail.group(1).strip()})' if detail else '')) from e
-    except EOFError as e:
-        raise CheckpointError(
-            f'{_describe(path)} is empty or truncated (unexpected end of '
-            'file)') from e
-    except (RuntimeError, zipfile.BadZipFile, KeyError, IndexError, OSError,
-            ValueError, TypeError) as e:
-        raise CheckpointError(
-            f'{_describe(path)} is not a readable torch checkpoint '
-            f'(corrupted or truncated?): {_first_line(e)}') from e
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    if not text or isinstance(e, (KeyError, IndexError)):
-        return f'{type(e).__name__}: {text or "no details"} (not a torch '\
-            'zip or legacy checkpoint)'
-    return text.split('. ')[0].splitlines()[0][:200]
-
-
-#: Python globals an mmengine Runner checkpoint of cribo_mm may reference
-#: (message hub: ``HistoryBuffer``, numpy arrays and scalars, bound
-#: statistics methods through ``getattr``; also our registries' modules).
-TRUSTED_GLOBAL_PREFIXES = ('torch.', 'numpy.', 'mmengine.', 'collections.',
-                           'builtins.getattr', 'argparse.Namespace',
-                           'mmpretrain.', 'mmseg.', 'cribo_mm.')
-
-
-def load_trusted_checkpoint(path: str) -> Any:
-    """Load a checkpoint the user produced, e.g. a cribo_mm Runner
-    checkpoint.
-
-    mmengine Runner checkpoints pickle logging objects (``message_hub``:
-    ``HistoryBuffer`` with numpy arrays), which ``weights_only`` refuses.
-    The file is first tried with :func:`safe_load`. Only when it is refused
-    for holding objects (not when it is corrupt) and every global its pickle
-    references starts with one of :data:`TRUSTED_GLOBAL_PREFIXES` is it
-    unpickled fully, with
-    :func:`cribo_mm.utils.compat.load_local_checkpoint`. Use this for your
-    own files only; downloaded files go through :func:`safe_load`.
-
-    Args:
-        path (str): Checkpoint file.
-
-    Returns:
-        Any: The loaded object.
-
-    Raises:
-        DisallowedObjectError: The file references other globals.
-        CheckpointError: The file is corrupt.
-    """
-    try:
-        return safe_load(path)
-    except DisallowedObjectError as e:
-        scan = getattr(torch.serialization, 'get_unsafe_globals_in_checkpoint',
-                       None)
-        refs = scan(osp.expanduser(str(path))) if scan else e.globals
-        foreign = [
-            g for g in refs if not str(g).startswith(TRUSTED_GLOBAL_PREFIXES)
-        ]
-        if foreign:
-            raise DisallowedObjectError(
-                f'{_describe(path)} references Python globals that a '
-                f'cribo_mm checkpoint never holds ({", ".join(foreign)}); '
-                'refusing to unpickle it', foreign) from e
-        from cribo_mm.utils.compat import load_local_checkpoint
-        return load_local_checkpoint(path, map_location='cpu')
-
-
-def _is_plain(obj: Any) -> bool:
-    if isinstance(obj, Tensor) or obj is None:
-        return True
-    if isinstance(obj, (str, int, float, bool)):
-        return True
-    if isinstance(obj, (list, tuple)):
-        return all(_is_plain(v) for v in obj)
-    if isinstance(obj, dict):
-        return all(
-            isinstance(k, (str, int)) and _is_plain(v) for k, v in obj.items())
-    return False
-
-
-def save_checkpoint(obj: Mapping, path: str) -> None:
-    """Save a tensors-only checkpoint (loadable with ``weights_only=True``).
-
-    Args:
-        obj (Mapping): Nested dicts/lists of tensors and Python scalars.
-        path (str): Output file; parent folders are created.
-
-    Raises:
-        TypeError: ``obj`` holds other objects.
-    """
-    if not _is_plain(obj):
-        raise TypeError('refusing to save a checkpoint that holds objects '
-                        'other than tensors, containers and scalars')
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    torch.save(obj, path)
-
-
-def _plain(value: Any) -> Any:
-    """Recursively turn a value into str/int/float/bool/None/list/dict."""
     if isinstance(value, argparse.Namespace):
         value = vars(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, Tensor) and value.numel() == 1:
@@ -264,9 +83,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-# ----------------------------------------------------------------------
-# key utilities
-# ----------------------------------------------------------------------
 def strip_prefix(state_dict: Mapping[str, Tensor],
                  prefix: str,
                  strict: bool = False) -> 'OrderedDict[str, Tensor]':
@@ -303,7 +119,16 @@ def add_prefix(state_dict: Mapping[str, Tensor],
     return OrderedDict((prefix + k, v) for k, v in state_dict.items())
 
 
-def _strip_ddp(state_dict: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+def strip_ddp(state_dict: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+    """Remove the ``module.`` prefix of a DDP-wrapped state dict.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): Source.
+
+    Returns:
+        Mapping[str, Tensor]: Unprefixed when every key has the prefix,
+        else ``state_dict`` itself.
+    """
     if state_dict and all(k.startswith('module.') for k in state_dict):
         return strip_prefix(state_dict, 'module.')
     return state_dict
@@ -669,7 +494,7 @@ def _official_parts(
     if not isinstance(state, Mapping) or not state:
         raise CheckpointError(
             f'the official checkpoint has no usable "{which}" state dict')
-    state = _strip_ddp(state)
+    state = strip_ddp(state)
     backbone = strip_prefix(state, 'backbone.')
     head = strip_prefix(state, 'head.')
     other = [
@@ -860,7 +685,7 @@ def official_to_cribo_mm(checkpoint: Mapping,
         iter=int(teacher_steps),
         converted_from='official CrIBo checkpoint',
         cribo_mm_model=model,
-        official_args=_plain(args) if args is not None else None)
+        official_args=to_plain(args) if args is not None else None)
     return dict(meta=meta, state_dict=state)
 
 
@@ -891,7 +716,7 @@ def extract_backbone(checkpoint: Mapping,
         _check_official(checkpoint, need_state=False)
         backbone, _ = _official_parts(checkpoint, which)
     else:
-        state = _strip_ddp(checkpoint.get('state_dict', checkpoint))
+        state = strip_ddp(checkpoint.get('state_dict', checkpoint))
         if layout == 'backbone':
             prefix = BACKBONE_PREFIX
         else:
@@ -927,7 +752,7 @@ def make_backbone_checkpoint(backbone: Mapping[str, Tensor],
         img_size=info['img_size'],
         num_heads_note='not stored in the weights: 64 dims per head assumed '
         'for the standard widths, None otherwise')
-    full_meta.update(_plain(dict(meta or {})))
+    full_meta.update(to_plain(dict(meta or {})))
     state = OrderedDict((BACKBONE_PREFIX + k, v.detach().clone().contiguous())
                         for k, v in backbone.items())
     return dict(state_dict=state, meta=full_meta)

@@ -1,0 +1,333 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""The checkpoint loading policy (``cribo_mm.utils.checkpoint_io``) against
+hostile, corrupt and legitimate files."""
+import argparse
+import datetime
+import os
+import pickle
+import random
+import warnings
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cribo_mm.utils import checkpoint_io as cio
+from cribo_mm.utils.checkpoint_io import (CheckpointMismatchError,
+                                          CorruptCheckpointError,
+                                          UnsafeCheckpointError,
+                                          UnsafeLoadWarning,
+                                          check_state_dict_fit,
+                                          checkpoint_globals,
+                                          load_checkpoint_file)
+from tests.security.payloads import (PAYLOAD_NAMES, ZIP_PAYLOAD_NAMES,
+                                     write_zip_checkpoint)
+
+# the hand-built payloads use pickle protocol 4, which torch warns about
+pytestmark = pytest.mark.filterwarnings('ignore:Detected pickle protocol')
+
+ENFORCERS = [
+    pytest.param(True, id='torch-weights-only'),
+    pytest.param(False, id='restricted-unpickler'),
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_unsafe_env(monkeypatch):
+    monkeypatch.delenv(cio.UNSAFE_LOAD_ENV, raising=False)
+    monkeypatch.delenv(cio.MAX_SHAPE_MISMATCHES_ENV, raising=False)
+
+
+def test_payload_list_is_complete(payloads):
+    assert tuple(payloads.files) == PAYLOAD_NAMES
+
+
+@pytest.mark.parametrize('name', PAYLOAD_NAMES)
+def test_payloads_are_real(name, payloads):
+    """Without the policy each payload does what it is built for, so the
+    refusal tests below can fail."""
+    payload = payloads.files[name]
+    if not payload.effect:
+        pytest.skip('refused for what it reaches, not for a visible effect')
+    try:
+        if payload.kind == 'raw':
+            with open(payload.path, 'rb') as f:
+                pickle.load(f)
+        else:
+            with pytest.warns(UnsafeLoadWarning, match='WITHOUT'):
+                load_checkpoint_file(payload.path, unsafe=True)
+        with pytest.raises(AssertionError):
+            payloads.assert_untouched(name)
+    finally:
+        payloads.restore()
+
+
+@pytest.mark.parametrize('use_torch', ENFORCERS)
+@pytest.mark.parametrize('name', PAYLOAD_NAMES)
+def test_policy_refuses_payload(name, use_torch, payloads):
+    payload = payloads.files[name]
+    with pytest.raises(UnsafeCheckpointError) as info:
+        load_checkpoint_file(payload.path, use_torch_allowlist=use_torch)
+    payloads.assert_untouched(name)
+    message = str(info.value)
+    assert payload.path in message
+    assert payload.culprit in message, message
+    assert '--unsafe-load' in message and cio.UNSAFE_LOAD_ENV in message
+    if payload.kind != 'zip':
+        assert 'legacy' in message
+
+
+@pytest.mark.parametrize('use_torch', ENFORCERS)
+@pytest.mark.parametrize('name', ZIP_PAYLOAD_NAMES)
+def test_unpickler_refuses_payload_without_the_scan(name, use_torch,
+                                                    payloads):
+    """Second line of defence: the unpickler itself, given the file with no
+    static scan first, resolves no global outside the exact allow-list."""
+    payload = payloads.files[name]
+    with pytest.raises(pickle.UnpicklingError):
+        cio._restricted_load(payload.path, 'cpu', use_torch)
+    payloads.assert_untouched(name)
+
+
+@pytest.mark.parametrize('name', ['os_system', 'dotted_numpy',
+                                  'numpy_memmap', 'legacy'])
+def test_environment_switch_allows_full_unpickling(name, payloads,
+                                                   monkeypatch):
+    monkeypatch.setenv(cio.UNSAFE_LOAD_ENV, '1')
+    try:
+        with pytest.warns(UnsafeLoadWarning) as record:
+            load_checkpoint_file(payloads.files[name].path)
+        assert payloads.files[name].path in str(record[0].message)
+        assert 'run any code' in str(record[0].message)
+    finally:
+        payloads.restore()
+
+
+def test_unsafe_switch_loads_a_trusted_object(tmp_path, monkeypatch):
+    path = str(tmp_path / 'dated.pth')
+    torch.save({'day': datetime.date(2024, 5, 1)}, path)
+    with pytest.raises(UnsafeCheckpointError, match='datetime.date'):
+        load_checkpoint_file(path)
+    with pytest.warns(UnsafeLoadWarning, match='dated.pth'):
+        assert load_checkpoint_file(
+            path, unsafe=True)['day'] == datetime.date(2024, 5, 1)
+    cio.request_unsafe_load()
+    assert os.environ[cio.UNSAFE_LOAD_ENV] == '1'
+    with pytest.warns(UnsafeLoadWarning):
+        load_checkpoint_file(path)
+    # an explicit False wins over the environment
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint_file(path, unsafe=False)
+
+
+def test_environment_value_must_be_clear(monkeypatch, tmp_path):
+    path = str(tmp_path / 'w.pth')
+    torch.save({'w': torch.zeros(1)}, path)
+    monkeypatch.setenv(cio.UNSAFE_LOAD_ENV, 'maybe')
+    with pytest.raises(ValueError, match=cio.UNSAFE_LOAD_ENV):
+        load_checkpoint_file(path)
+    monkeypatch.setenv(cio.UNSAFE_LOAD_ENV, '0')
+    assert torch.equal(load_checkpoint_file(path)['w'], torch.zeros(1))
+
+
+# ----------------------------------------------------------------------
+# what our checkpoints hold loads without the switch
+# ----------------------------------------------------------------------
+def _runner_like_checkpoint():
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('test_checkpoint_policy')
+    for value in (1.5, 2.5):
+        hub.update_scalar('train/loss', value)
+    hub.update_info('iter', 3)
+    hub.update_info('seed', np.int64(7))
+    return OrderedDict(
+        meta=dict(
+            epoch=1,
+            iter=3,
+            np_rng=np.random.RandomState(0).get_state(),
+            dtypes=[np.dtype(c) for c in 'bBhHiIlLqQefdgFDG?OSUVMm'],
+            scalars=[np.float32(1.5), np.int16(-2), np.bool_(True)],
+            array=np.arange(6, dtype=np.float64).reshape(2, 3),
+            objects=np.array([{'a': 1}, None], dtype=object)),
+        state_dict=OrderedDict(w=torch.ones(2, 3), p=nn.Parameter(
+            torch.zeros(2))),
+        message_hub=hub.state_dict(),
+        args=argparse.Namespace(arch='vit_small', lr=0.1),
+        optimizer=torch.optim.SGD([torch.zeros(1, requires_grad=True)],
+                                  lr=0.1, momentum=0.9).state_dict())
+
+
+@pytest.mark.parametrize('use_torch', ENFORCERS)
+def test_runner_content_loads(tmp_path, use_torch):
+    path = str(tmp_path / 'runner.pth')
+    saved = _runner_like_checkpoint()
+    torch.save(saved, path)
+    loaded = load_checkpoint_file(path, use_torch_allowlist=use_torch)
+    assert loaded['args'] == saved['args']
+    assert torch.equal(loaded['state_dict']['w'], torch.ones(2, 3))
+    meta = loaded['meta']
+    assert [d.str for d in meta['dtypes']] == [
+        d.str for d in saved['meta']['dtypes']]
+    assert np.array_equal(meta['array'], saved['meta']['array'])
+    assert meta['objects'][0] == {'a': 1}
+    assert type(meta['scalars'][1]) is np.int16
+    assert np.array_equal(meta['np_rng'][1], saved['meta']['np_rng'][1])
+    buffer = loaded['message_hub']['log_scalars']['train/loss']
+    assert buffer.mean() == 2.0 and buffer.current() == 2.5
+    assert loaded['message_hub']['runtime_info']['seed'] == 7
+
+
+def test_numpy1_names_load(tmp_path):
+    """Files written under numpy 1.x name ``numpy.core.multiarray``."""
+    path = str(tmp_path / 'np2.pth')
+    torch.save({'x': np.float64(2.5), 'a': np.arange(3)}, path)
+    with zipfile.ZipFile(path) as archive:
+        records = {n: archive.read(n) for n in archive.namelist()}
+    pkl = [n for n in records if n.endswith('data.pkl')][0]
+    assert b'numpy._core.multiarray' in records[pkl] or \
+        b'numpy.core.multiarray' in records[pkl]
+    records[pkl] = records[pkl].replace(b'numpy._core.multiarray',
+                                        b'numpy.core.multiarray')
+    old = str(tmp_path / 'np1.pth')
+    with zipfile.ZipFile(old, 'w', zipfile.ZIP_STORED) as archive:
+        for name, data in records.items():
+            archive.writestr(name, data)
+    assert 'numpy.core.multiarray.scalar' in checkpoint_globals(old)
+    for use_torch in (True, False):
+        loaded = load_checkpoint_file(old, use_torch_allowlist=use_torch)
+        assert loaded['x'] == 2.5 and list(loaded['a']) == [0, 1, 2]
+
+
+def test_allow_list_is_exact():
+    names = cio.allowed_globals()
+    assert all('.' in n for n in names)
+    for bad in ('numpy.memmap', 'builtins.eval', 'builtins.exec',
+                'functools.partial', 'os.system', 'numpy.load',
+                'mmengine.config.config.ConfigDict', 'numpy.save'):
+        assert bad not in names and bad not in cio._all_allowed()
+    # getattr is our restricted one: HistoryBuffer statistics only
+    from mmengine.logging import HistoryBuffer
+    assert names['builtins.getattr'](HistoryBuffer, 'mean') is \
+        HistoryBuffer.mean
+    for owner, attr in ((HistoryBuffer, '__init__'),
+                        (HistoryBuffer, 'register_statistics'),
+                        (os, 'system'), (HistoryBuffer.mean, '__globals__')):
+        with pytest.raises(pickle.UnpicklingError, match='getattr'):
+            names['builtins.getattr'](owner, attr)
+
+
+# ----------------------------------------------------------------------
+# corrupt files
+# ----------------------------------------------------------------------
+def _good_file(tmp_path):
+    path = tmp_path / 'good.pth'
+    torch.save({'state_dict': {f'w{i}': torch.full((64, 64), float(i))
+                               for i in range(4)}}, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize('kind', [
+    'empty', 'truncated', 'truncated_head', 'random', 'random_pickle_head',
+    'zeroed', 'bit_flip', 'text', 'zip_without_pickle', 'garbled_pickle'
+])
+@pytest.mark.parametrize('unsafe', [False, True])
+def test_corrupt_files_say_so(kind, unsafe, tmp_path):
+    data = _good_file(tmp_path)
+    rng = random.Random(0)
+    path = tmp_path / f'{kind}.pth'
+    if kind == 'empty':
+        path.write_bytes(b'')
+    elif kind == 'truncated':
+        path.write_bytes(data[:len(data) // 2])
+    elif kind == 'truncated_head':
+        path.write_bytes(data[:100])
+    elif kind == 'random':
+        path.write_bytes(bytes(rng.getrandbits(8) for _ in range(4096)))
+    elif kind == 'random_pickle_head':
+        path.write_bytes(b'\x80\x02' +
+                         bytes(rng.getrandbits(8) for _ in range(4096)))
+    elif kind == 'zeroed':
+        buf = bytearray(data)
+        buf[200:20000] = bytes(19800)
+        path.write_bytes(bytes(buf))
+    elif kind == 'bit_flip':  # inside a tensor: torch.load does not see it
+        buf = bytearray(data)
+        buf[data.index(torch.full((64, ), 3.).numpy().tobytes()) + 9] ^= 1
+        path.write_bytes(bytes(buf))
+    elif kind == 'text':
+        path.write_text('model weights go here\n' * 20)
+    elif kind == 'zip_without_pickle':
+        with zipfile.ZipFile(path, 'w') as archive:
+            archive.writestr('readme.txt', 'hello')
+    else:
+        write_zip_checkpoint(str(path), b'\x80\x02}q\x00(X\x01')
+    with pytest.raises(CorruptCheckpointError) as info, \
+            warnings.catch_warnings():
+        warnings.simplefilter('ignore', UnsafeLoadWarning)
+        load_checkpoint_file(str(path), unsafe=unsafe)
+    message = str(info.value)
+    assert str(path) in message
+    assert any(w in message
+               for w in ('corrupt', 'not a checkpoint', 'empty', 'truncated'))
+    assert not isinstance(info.value, UnsafeCheckpointError)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        load_checkpoint_file(str(tmp_path / 'nope.pth'))
+
+
+def test_legacy_format_is_refused_even_when_clean(tmp_path):
+    path = str(tmp_path / 'old.pth')
+    torch.save({'w': torch.ones(2)},
+               path,
+               _use_new_zipfile_serialization=False)
+    with pytest.raises(UnsafeCheckpointError, match='legacy'):
+        load_checkpoint_file(path)
+    with pytest.warns(UnsafeLoadWarning):
+        assert torch.equal(load_checkpoint_file(path, unsafe=True)['w'],
+                           torch.ones(2))
+
+
+# ----------------------------------------------------------------------
+# weights vs model
+# ----------------------------------------------------------------------
+class _Net(nn.Module):
+
+    def __init__(self, width=4):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(4))
+
+
+def test_fit_check_accepts_partial_and_few_mismatches():
+    net = _Net()
+    state = _Net().state_dict()
+    state['layers.0.weight'] = torch.zeros(5, 4)
+    state['layers.0.bias'] = torch.zeros(5)
+    del state['layers.3.bias']
+    state['extra'] = torch.zeros(1)
+    info = check_state_dict_fit(net, state)
+    assert info['matched'] == 7 and info['missing'] == 1
+    assert info['unexpected'] == 1 and len(info['shape_mismatches']) == 2
+
+
+def test_fit_check_refuses_disjoint_keys():
+    with pytest.raises(CheckpointMismatchError, match='none of the 2') as e:
+        check_state_dict_fit(_Net(), {'conv1.weight': torch.zeros(1),
+                                      'fc.bias': torch.zeros(1)},
+                             source='r50.pth')
+    assert 'r50.pth' in str(e.value) and 'layers.0.weight' in str(e.value)
+
+
+def test_fit_check_refuses_many_shape_mismatches(monkeypatch):
+    state = _Net(width=8).state_dict()
+    with pytest.raises(CheckpointMismatchError, match='8 of the 8') as e:
+        check_state_dict_fit(_Net(), state)
+    assert 'layers.0.weight: checkpoint (8, 8) vs model (4, 4)' in str(
+        e.value)
+    assert check_state_dict_fit(_Net(), state, max_shape_mismatches=8)
+    monkeypatch.setenv(cio.MAX_SHAPE_MISMATCHES_ENV, '10')
+    assert check_state_dict_fit(_Net(), state)

@@ -1,0 +1,201 @@
+# Copyright (c) cribo-mm contributors. All rights reserved.
+"""Every way the project opens a checkpoint refuses every payload, and our
+own files still load through each of them."""
+import functools
+import importlib.util
+import os
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import cribo_mm  # noqa: F401  (installs the mmengine loaders)
+from cribo_mm.utils import checkpoint_io as cio
+from cribo_mm.utils.checkpoint_io import CheckpointError
+from tests.engine.tiny_config import DEMO_CONFIG, ROOT
+from tests.security.payloads import PAYLOAD_NAMES
+
+# the hand-built payloads use pickle protocol 4, which torch warns about
+pytestmark = pytest.mark.filterwarnings('ignore:Detected pickle protocol')
+
+CONVERTERS = ('cribo2mmseg', 'orl2mmseg', 'official2cribo_mm')
+LOADERS = CONVERTERS + ('dense_nn', 'mmengine_load_checkpoint',
+                        'mmengine_checkpoint_loader', 'init_cfg_pretrained',
+                        'init_cfg_prefix')
+
+
+@pytest.fixture(autouse=True)
+def _no_unsafe_env(monkeypatch):
+    monkeypatch.delenv(cio.UNSAFE_LOAD_ENV, raising=False)
+
+
+@functools.lru_cache(maxsize=None)
+def converter(name):
+    path = ROOT / 'tools' / 'model_converters' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _WithBackbone(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(2, 2)
+
+
+def _load_with(loader, path, out):
+    """Open ``path`` the way ``loader`` does."""
+    if loader in CONVERTERS:
+        return converter(loader).main([path, out])
+    if loader == 'dense_nn':
+        from cribo_mm.evaluation.dense_nn import load_backbone_weights
+        return load_backbone_weights(nn.Linear(2, 2), path)
+    if loader == 'mmengine_load_checkpoint':  # load_from, tools/test.py
+        from mmengine.runner import load_checkpoint
+        return load_checkpoint(_WithBackbone(), path, map_location='cpu')
+    if loader == 'mmengine_checkpoint_loader':  # Runner.resume, mmseg
+        from mmengine.runner import CheckpointLoader
+        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    from mmengine.model import BaseModule
+
+    class Model(BaseModule):
+
+        def __init__(self, init_cfg):
+            super().__init__(init_cfg)
+            self.fc = nn.Linear(2, 2)
+
+    init_cfg = dict(type='Pretrained', checkpoint=path)
+    if loader == 'init_cfg_prefix':
+        init_cfg['prefix'] = 'backbone.'
+    model = Model(init_cfg)
+    model.init_weights()
+    return model
+
+
+@pytest.mark.parametrize('loader', LOADERS)
+@pytest.mark.parametrize('name', PAYLOAD_NAMES)
+def test_loader_refuses_payload(loader, name, payloads, tmp_path):
+    payload = payloads.files[name]
+    out = tmp_path / 'out.pth'
+    with pytest.raises(CheckpointError) as info:
+        _load_with(loader, payload.path, str(out))
+    payloads.assert_untouched(name)
+    assert not out.exists()
+    assert payload.culprit in str(info.value)
+    assert '--unsafe-load' in str(info.value)
+
+
+@pytest.mark.parametrize('loader', LOADERS[3:])
+def test_loader_reads_our_files(loader, tmp_path):
+    """A tensors-only file and a Runner-like file (message hub) load."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('test_loader_reads_our_files')
+    hub.update_scalar('train/loss', 1.0)
+    weights = {
+        f'{prefix}{name}': value
+        for prefix in ('', 'backbone.', 'backbone.fc.', 'fc.')
+        for name, value in (('weight', torch.ones(2, 2)),
+                            ('bias', torch.zeros(2)))
+    }
+    path = tmp_path / 'ours.pth'
+    torch.save(dict(state_dict=weights, message_hub=hub.state_dict(),
+                    meta=dict(epoch=1)), path)
+    out = _load_with(loader, str(path), str(tmp_path / 'out.pth'))
+    if loader == 'dense_nn':
+        assert out['loaded'] == 2
+    elif loader.startswith('init_cfg'):
+        assert torch.equal(out.fc.weight, torch.ones(2, 2))
+    else:
+        assert torch.equal(out['state_dict']['backbone.weight'],
+                           torch.ones(2, 2))
+        assert out['message_hub']['log_scalars']['train/loss'].mean() == 1
+
+
+def test_unsafe_load_flag_of_a_converter(tmp_path, payloads):
+    """--unsafe-load unpickles (with a warning naming the file)."""
+    import datetime
+    src = tmp_path / 'trusted.pth'
+    torch.save(
+        dict(
+            meta=dict(day=datetime.date(2024, 1, 2)),
+            state_dict={'backbone.conv1.weight': torch.zeros(64, 3, 7, 7)}),
+        src)
+    tool = converter('orl2mmseg')
+    with pytest.raises(CheckpointError, match='datetime.date'):
+        tool.main([str(src), str(tmp_path / 'o.pth')])
+    with pytest.warns(cio.UnsafeLoadWarning, match='trusted.pth'):
+        # loads, then fails later for the incomplete ResNet, not the load
+        with pytest.raises(CheckpointError, match='ResNet|conv|layer'):
+            tool.main([str(src), str(tmp_path / 'o.pth'), '--unsafe-load'])
+    for name in CONVERTERS:
+        assert converter(name).parse_args(['a', 'b', '--unsafe-load'
+                                           ]).unsafe_load
+
+
+@pytest.mark.parametrize('tool,argv', [
+    ('train.py', ['CFG']),
+    ('test.py', ['CFG', 'CKPT']),
+    ('analysis/dense_nn_retrieval.py', ['CFG', 'CKPT']),
+    ('analysis/visualize_objects.py', ['CFG', 'CKPT']),
+    ('analysis/visualize_neighbours.py', ['CFG', 'CKPT']),
+    ('orl/knn_images.py', ['CFG', 'CKPT', '--out', 'o.json']),
+    ('orl/roi_pairs.py', ['CFG', 'CKPT', '--knn', 'k', '--proposals', 'p',
+                          '--out', 'o.json']),
+])
+def test_tools_have_the_switch(tool, argv):
+    """Every tool that opens a checkpoint takes --unsafe-load (off by
+    default)."""
+    path = ROOT / 'tools' / tool
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            f'tool_{path.stem}', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert module.parse_args(argv + ['--unsafe-load']).unsafe_load
+        assert not module.parse_args(argv).unsafe_load
+    finally:
+        sys.path.remove(str(path.parent))
+
+
+def test_train_switch_sets_the_environment(monkeypatch):
+    """tools/train.py --unsafe-load reaches the Runner through the
+    environment."""
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', ROOT / 'tools' / 'train.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seen = {}
+
+    def fake_merge(cfg, args):
+        seen['env'] = os.environ.get(cio.UNSAFE_LOAD_ENV)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(module, 'merge_args', fake_merge)
+    monkeypatch.setattr(module.Config, 'fromfile', lambda path: None)
+    with pytest.raises(SystemExit):
+        module.main(['CFG', '--unsafe-load'])
+    assert seen['env'] == '1'
+
+
+def test_visualization_loader_refuses_payload(payloads):
+    from cribo_mm.visualization import load_cribo_model
+    payload = payloads.files['dotted_numpy']
+    with pytest.raises(CheckpointError, match='numpy.testing'):
+        load_cribo_model(str(DEMO_CONFIG), payload.path)
+    payloads.assert_untouched('dotted_numpy')
+
+
+def test_orl_stage1_loader_refuses_payload(payloads):
+    from mmengine.config import Config
+
+    from cribo_mm.datasets.orl import build_stage1_network
+    cfg = Config.fromfile(
+        str(ROOT / 'configs' / 'orl' / 'byol_resnet18-tiny_demo.py'))
+    payload = payloads.files['numpy_memmap']
+    with pytest.raises(CheckpointError, match='numpy.memmap'):
+        build_stage1_network(cfg, payload.path)
+    payloads.assert_untouched('numpy_memmap')
