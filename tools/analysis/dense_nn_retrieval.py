@@ -115,6 +115,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='no flip/colour-jitter on memory images')
     parser.add_argument(
+        '--pos-embed-interp',
+        choices=['auto', 'size', 'reference'],
+        default='auto',
+        help='position-embedding resize of a ViT at inputs other than its '
+        'training size: size (mmpretrain: to the grid size) or reference '
+        '(the authors\' scale factor with +0.1; their tokens exactly); auto '
+        '= reference for checkpoints converted by official2cribo_mm.py, '
+        'size otherwise (default: auto)')
+    parser.add_argument(
         '--memory-aug',
         choices=['default', 'hbird'],
         default='default',
@@ -371,6 +380,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                                               parse_fraction,
                                               run_dense_nn_retrieval,
                                               side_by_side)
+    from cribo_mm.models.backbones import default_pos_embed_interp
+    from cribo_mm.utils.checkpoint_io import load_checkpoint_file
 
     fractions = [parse_fraction(f) for f in args.fraction]
     settings = DenseNNSettings(
@@ -392,25 +403,35 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         resize_labels=args.resize_labels)
 
     # backbone
-    torch.manual_seed(args.init_seed)
-    backbone = build_backbone(args.config, args.cfg_options)
     checkpoint = args.checkpoint
     if osp.isdir(checkpoint):  # a work dir: its last checkpoint
         with open(osp.join(checkpoint, 'last_checkpoint')) as f:
             checkpoint = f.read().strip()
         print(f'[dense-nn] checkpoint: {checkpoint}')
-    if checkpoint.lower() in ('none', 'random', ''):
+    random_init = checkpoint.lower() in ('none', 'random', '')
+    loaded = None if random_init else load_checkpoint_file(
+        checkpoint, unsafe=True if args.unsafe_load else None)
+    interp = args.pos_embed_interp
+    if interp == 'auto':  # the authors' interpolation for their weights
+        interp = 'size' if loaded is None else default_pos_embed_interp(
+            loaded)
+    torch.manual_seed(args.init_seed)
+    backbone = build_backbone(
+        args.config, args.cfg_options,
+        pos_embed_interp=None if interp == 'size' else interp)
+    if random_init:
         ckpt_info = dict(prefix=None, loaded=0, random_init=True)
     else:
-        ckpt_info = load_backbone_weights(backbone, checkpoint, args.prefix,
-                                          args.unsafe_load)
+        ckpt_info = load_backbone_weights(backbone, loaded, args.prefix)
         ckpt_info['file'] = checkpoint
         ckpt_info['missing_keys'] = ckpt_info['missing_keys'][:50]
         ckpt_info['unexpected_keys'] = ckpt_info['unexpected_keys'][:50]
+    ckpt_info['pos_embed_interp'] = interp
     print(f'[dense-nn] backbone {type(backbone).__name__}, weights: '
           + ('random' if ckpt_info.get('random_init') else
              f"{ckpt_info['loaded']} tensors under prefix "
-             f"{ckpt_info['prefix']!r}"))
+             f"{ckpt_info['prefix']!r}")
+          + f', position-embedding interpolation: {interp}')
 
     # datasets
     data_file = args.dataset or args.config

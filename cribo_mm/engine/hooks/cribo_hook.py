@@ -14,7 +14,6 @@ from cribo_mm.models.losses.cribo_loss import teacher_temperature_schedule
 from cribo_mm.models.utils.clustering import pos_alpha_schedule
 from cribo_mm.registry import HOOKS
 
-
 #: Heads whose teacher entropy the model logs (``teacher_entropy_<head>``
 #: next to ``log_out_dim_<head>``).
 COLLAPSE_HEADS = ('global', 'object')
@@ -43,7 +42,8 @@ class CrIBoHook(Hook):
     * teacher temperature of both heads: linear warm-up
       ``warmup_teacher_temp`` -> ``teacher_temp`` over
       ``warmup_teacher_temp_epochs`` epochs (endpoints included), then
-      constant;
+      constant; the object head follows the same schedule unless its own
+      ``*_c`` values are given (the reference allows separate ones);
     * the cross-image object term: off before ``crossimage_start_epoch``
       (reference: 1, since the bank holds only its random initial state
       during epoch 0);
@@ -79,7 +79,7 @@ class CrIBoHook(Hook):
     backward pass, the all-reduce of DDP and the AMP unscaling, right before
     the update. Values are recomputed from ``runner.epoch`` at every epoch
     start, so they are right after ``--resume``. They are logged as
-    ``train/teacher_temp``, ``train/pos_alpha``,
+    ``train/teacher_temp``, ``train/teacher_temp_c``, ``train/pos_alpha``,
     ``train/crossimage_enabled`` and ``train/last_layer_frozen``.
 
     Args:
@@ -87,6 +87,12 @@ class CrIBoHook(Hook):
             Defaults to 0.04.
         teacher_temp (float): Final teacher temperature. Defaults to 0.07.
         warmup_teacher_temp_epochs (int): Warm-up length. Defaults to 30.
+        warmup_teacher_temp_c (float, optional): Initial teacher temperature
+            of the object head. Defaults to None (``warmup_teacher_temp``).
+        teacher_temp_c (float, optional): Final teacher temperature of the
+            object head. Defaults to None (``teacher_temp``).
+        warmup_teacher_temp_epochs_c (int, optional): Warm-up length of the
+            object head. Defaults to None (``warmup_teacher_temp_epochs``).
         crossimage_start_epoch (int): First epoch of the cross-image term.
             Defaults to 1.
         pos_alpha (Sequence[float]): (final, initial) lambda_pos.
@@ -118,13 +124,24 @@ class CrIBoHook(Hook):
                  bank_in_checkpoint: bool = True,
                  bank_files_to_keep: int = 3,
                  plateau_rtol: float = 0.01,
-                 plateau_start_epoch: int = 1) -> None:
+                 plateau_start_epoch: int = 1,
+                 warmup_teacher_temp_c: Optional[float] = None,
+                 teacher_temp_c: Optional[float] = None,
+                 warmup_teacher_temp_epochs_c: Optional[int] = None) -> None:
         if len(pos_alpha) != 2:
             raise ValueError('pos_alpha must be (final, initial), got '
                              f'{pos_alpha!r}')
         self.warmup_teacher_temp = warmup_teacher_temp
         self.teacher_temp = teacher_temp
         self.warmup_teacher_temp_epochs = warmup_teacher_temp_epochs
+        self.warmup_teacher_temp_c = (warmup_teacher_temp
+                                      if warmup_teacher_temp_c is None else
+                                      warmup_teacher_temp_c)
+        self.teacher_temp_c = (teacher_temp
+                               if teacher_temp_c is None else teacher_temp_c)
+        self.warmup_teacher_temp_epochs_c = (
+            warmup_teacher_temp_epochs if warmup_teacher_temp_epochs_c is None
+            else warmup_teacher_temp_epochs_c)
         self.crossimage_start_epoch = crossimage_start_epoch
         self.pos_alpha = tuple(pos_alpha)
         self.freeze_last_layer_epochs = freeze_last_layer_epochs
@@ -149,9 +166,15 @@ class CrIBoHook(Hook):
             warmup_temp=self.warmup_teacher_temp,
             final_temp=self.teacher_temp,
             warmup_epochs=self.warmup_teacher_temp_epochs)
+        temp_c = teacher_temperature_schedule(
+            epoch,
+            warmup_temp=self.warmup_teacher_temp_c,
+            final_temp=self.teacher_temp_c,
+            warmup_epochs=self.warmup_teacher_temp_epochs_c)
         alpha = pos_alpha_schedule(self.pos_alpha, epoch, max_epochs)
         return dict(
             teacher_temp=temp,
+            teacher_temp_c=temp_c,
             pos_alpha=alpha,
             crossimage_enabled=epoch >= self.crossimage_start_epoch,
             last_layer_frozen=epoch < self.freeze_last_layer_epochs)
@@ -189,7 +212,7 @@ class CrIBoHook(Hook):
         values = self.values_at(runner.epoch, runner.max_epochs)
         model = get_ori_model(runner.model)
         model.head.teacher_temp = values['teacher_temp']
-        model.head.teacher_temp_c = values['teacher_temp']
+        model.head.teacher_temp_c = values['teacher_temp_c']
         model.head.crossimage_enabled = values['crossimage_enabled']
         model.object_pooling.pos_alpha = values['pos_alpha']
         self._last_layer_frozen = values['last_layer_frozen']

@@ -158,7 +158,8 @@ def _load_config(spec, cfg_options: Optional[dict]):
 
 def build_backbone(spec: Union[str, dict],
                    cfg_options: Optional[dict] = None,
-                   default_scope: str = 'mmpretrain') -> nn.Module:
+                   default_scope: str = 'mmpretrain',
+                   pos_embed_interp: Optional[str] = None) -> nn.Module:
     """Build a backbone that yields patch tokens.
 
     Args:
@@ -181,6 +182,11 @@ def build_backbone(spec: Union[str, dict],
         default_scope (str): Registry scope for names without a prefix when
             the config sets no ``default_scope``.
             Defaults to ``'mmpretrain'``.
+        pos_embed_interp (str, optional): ``'size'`` or ``'reference'``:
+            build an mmpretrain ViT as ``CrIBoVisionTransformer`` with this
+            position-embedding interpolation (``'reference'``: the authors'
+            scale factor, for their converted checkpoints). None keeps the
+            config's backbone. Defaults to None.
 
     Returns:
         nn.Module: The backbone in eval mode, weights initialised by its
@@ -224,10 +230,18 @@ def build_backbone(spec: Union[str, dict],
                                                         str) else type_name
         if cls is None:
             raise KeyError(f'{type_name} is not registered (scope {scope})')
-        params = inspect.signature(cls.__init__).parameters
-        if 'out_type' in params and backbone_cfg.get(
+        # (a subclass may take it through **kwargs)
+        takes_out_type = any(
+            'out_type' in inspect.signature(c.__init__).parameters
+            for c in getattr(cls, '__mro__', (cls, ))
+            if '__init__' in vars(c))
+        if takes_out_type and backbone_cfg.get(
                 'out_type') not in ('raw', 'featmap'):
             backbone_cfg['out_type'] = 'raw'
+        if pos_embed_interp is not None:
+            from cribo_mm.models.backbones import with_pos_embed_interp
+            backbone_cfg = with_pos_embed_interp(backbone_cfg, cls,
+                                                 pos_embed_interp)
         backbone = MODELS.build(backbone_cfg)
     if hasattr(backbone, 'init_weights'):
         _quiet_init_weights(backbone)
