@@ -37,7 +37,9 @@ ENFORCERS = [
 
 @pytest.fixture(autouse=True)
 def _no_unsafe_env(monkeypatch):
-    monkeypatch.delenv(cio.UNSAFE_LOAD_ENV, raising=False)
+    # set (not deleted) so that monkeypatch restores it after tests that
+    # call request_unsafe_load()
+    monkeypatch.setenv(cio.UNSAFE_LOAD_ENV, '0')
     monkeypatch.delenv(cio.MAX_SHAPE_MISMATCHES_ENV, raising=False)
 
 

@@ -27,7 +27,9 @@ LOADERS = CONVERTERS + ('dense_nn', 'mmengine_load_checkpoint',
 
 @pytest.fixture(autouse=True)
 def _no_unsafe_env(monkeypatch):
-    monkeypatch.delenv(cio.UNSAFE_LOAD_ENV, raising=False)
+    # set (not deleted) so that monkeypatch restores it after tests that
+    # call request_unsafe_load()
+    monkeypatch.setenv(cio.UNSAFE_LOAD_ENV, '0')
 
 
 @functools.lru_cache(maxsize=None)

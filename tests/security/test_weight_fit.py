@@ -21,13 +21,15 @@ VIT_S_CONFIG = (ROOT / 'configs' / 'benchmarks' / 'mmsegmentation' /
 
 @pytest.fixture(autouse=True)
 def _defaults(monkeypatch):
-    monkeypatch.delenv(cio.UNSAFE_LOAD_ENV, raising=False)
+    # set (not deleted) so that monkeypatch restores it after tests that
+    # call request_unsafe_load()
+    monkeypatch.setenv(cio.UNSAFE_LOAD_ENV, '0')
     monkeypatch.delenv(cio.MAX_SHAPE_MISMATCHES_ENV, raising=False)
 
 
 def _tiny_cribo():
     from mmengine.config import Config, DictAction
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
 
     from cribo_mm.registry import MODELS
     cfg = Config.fromfile(str(DEMO_CONFIG))
@@ -35,8 +37,8 @@ def _tiny_cribo():
         key: DictAction._parse_iterable(value)
         for key, value in (o.split('=', 1) for o in TINY_OPTIONS)
     })
-    init_default_scope('mmpretrain')
-    return MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg.model)
 
 
 @pytest.fixture(scope='module')
@@ -85,7 +87,7 @@ def _vit_backbone_file(path, embed_dims, num_layers, img_size=224):
 def _segmentor(checkpoint, num_layers=None):
     pytest.importorskip('mmcv.ops')
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmengine.utils import import_modules_from_strings
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -101,8 +103,8 @@ def _segmentor(checkpoint, num_layers=None):
             feedforward_channels=1536)
         cfg.model.backbone.out_indices = [num_layers - 1]
         cfg.model.backbone.frozen_stages = num_layers
-    init_default_scope('mmseg')
-    return MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return MODELS.build(cfg.model)
 
 
 def test_narrow_backbone_into_the_vit_s_segmentation_config(tmp_path):
