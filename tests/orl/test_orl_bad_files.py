@@ -105,3 +105,17 @@ def test_selective_search_tool_refuses_escapes_and_bad_json(
     path.write_text(json.dumps(knn)[:-5])
     with pytest.raises(ORLAnnotationError, match='knn.json.*line 1'):
         selective_search.main(argv)
+
+
+def test_knn_names_outside_the_root_are_refused_when_written(folders):
+    from cribo_mm.datasets.orl import relative_names
+    root, outside = folders
+    assert relative_names([str(root / 'sub' / 'b.png')], str(root)) == [
+        os.path.join('sub', 'b.png')
+    ]
+    with pytest.raises(ValueError, match='lie outside it'):
+        relative_names([str(root / 'a.png'), str(outside / 'c.png')],
+                       str(root))
+    assert relative_names([str(outside / 'c.png')], '') == [
+        str(outside / 'c.png')
+    ]

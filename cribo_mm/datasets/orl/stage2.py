@@ -198,7 +198,19 @@ def relative_names(paths: Sequence[str], root: str) -> List[str]:
 
     Returns:
         list[str]: The names.
+
+    Raises:
+        ValueError: An image outside ``root`` (its name would start with
+            ``..``, which the stage-2 readers refuse).
     """
     if not root:
         return list(paths)
-    return [osp.relpath(p, root) for p in paths]
+    names = [osp.relpath(p, root) for p in paths]
+    outside = [p for p, n in zip(paths, names)
+               if n == '..' or n.startswith('..' + osp.sep)]
+    if outside:
+        raise ValueError(
+            f'--img-root {root!r}: {len(outside)} image(s) lie outside it, '
+            f'e.g. {outside[0]!r}; give a folder that contains every image '
+            "(or '' to write full paths)")
+    return names
