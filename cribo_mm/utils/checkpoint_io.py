@@ -34,6 +34,7 @@ Weights that do not fit a model are caught by :func:`check_state_dict_fit`
 :data:`MAX_SHAPE_MISMATCHES` tensors of another shape, is an error.
 """
 import argparse
+import codecs
 import functools
 import io
 import os
@@ -161,9 +162,30 @@ def allowed_globals() -> Dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _torch_allowed_names() -> Dict[str, Any]:
-    """torch's own ``weights_only`` allow-list (name -> object)."""
+    """torch's own ``weights_only`` allow-list (name -> object): tensor and
+    storage rebuilding, ``torch.Size``, dtypes, ``OrderedDict``..."""
     from torch import _weights_only_unpickler as wo
-    return dict(wo._get_allowed_globals())
+    get = getattr(wo, '_get_allowed_globals', None)
+    if get is not None:
+        return dict(get())
+    # a torch without the private table: the tensor essentials by hand
+    names = {
+        'collections.OrderedDict': OrderedDict,
+        'torch.Size': torch.Size,
+        'torch.nn.parameter.Parameter': nn.Parameter,
+        '_codecs.encode': codecs.encode,
+    }
+    for cls in torch._storage_classes:  # resolved by torch.load itself
+        names[f'{cls.__module__}.{cls.__name__}'] = cls
+    for attr in dir(torch):
+        if isinstance(getattr(torch, attr, None), (torch.dtype, torch.layout)):
+            names[f'torch.{attr}'] = getattr(torch, attr)
+    for func in ('_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_parameter',
+                 '_rebuild_parameter_with_state', '_rebuild_sparse_tensor',
+                 '_rebuild_meta_tensor_no_storage', '_rebuild_qtensor'):
+        if hasattr(torch._utils, func):
+            names[f'torch._utils.{func}'] = getattr(torch._utils, func)
+    return names
 
 
 def _all_allowed() -> Dict[str, Any]:

@@ -182,6 +182,30 @@ def test_runner_content_loads(tmp_path, use_torch):
     assert loaded['message_hub']['runtime_info']['seed'] == 7
 
 
+def test_old_torch_without_safe_globals(tmp_path, monkeypatch):
+    """torch < 2.6 (no tuple entries in safe_globals; on the oldest no
+    private allow-list table either): the restricted unpickler applies the
+    same exact names."""
+    from torch import _weights_only_unpickler as wo
+    monkeypatch.setattr(torch, '__version__', '2.1.2')
+    assert not cio._torch_has_tuple_safe_globals()
+    monkeypatch.delattr(wo, '_get_allowed_globals')
+    cio._torch_allowed_names.cache_clear()
+    try:
+        path = str(tmp_path / 'runner.pth')
+        torch.save(_runner_like_checkpoint(), path)
+        loaded = load_checkpoint_file(path)
+        assert torch.equal(loaded['state_dict']['w'], torch.ones(2, 3))
+        assert isinstance(loaded['state_dict']['p'], nn.Parameter)
+        evil = str(tmp_path / 'evil.pth')
+        write_zip_checkpoint(evil, b'\x80\x02cposix\nsystem\n(X\x04\x00\x00'
+                             b'\x00trueR.')
+        with pytest.raises(UnsafeCheckpointError, match='posix.system'):
+            load_checkpoint_file(evil)
+    finally:
+        cio._torch_allowed_names.cache_clear()
+
+
 def test_numpy1_names_load(tmp_path):
     """Files written under numpy 1.x name ``numpy.core.multiarray``."""
     path = str(tmp_path / 'np2.pth')

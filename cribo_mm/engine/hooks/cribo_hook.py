@@ -13,6 +13,7 @@ from mmpretrain.utils import get_ori_model
 from cribo_mm.models.losses.cribo_loss import teacher_temperature_schedule
 from cribo_mm.models.utils.clustering import pos_alpha_schedule
 from cribo_mm.registry import HOOKS
+from cribo_mm.utils.checkpoint_io import load_checkpoint_file
 
 #: Heads whose teacher entropy the model logs (``teacher_entropy_<head>``
 #: next to ``log_out_dim_<head>``).
@@ -299,7 +300,7 @@ class CrIBoHook(Hook):
                     f'the checkpoint keeps its memory bank in the side file '
                     f'{name}, which is not in {runner.work_dir}; copy it '
                     'next to the checkpoint into the work dir')
-            bank = torch.load(path, map_location='cpu', weights_only=True)
+            bank = load_checkpoint_file(path)  # the project's policy
             checkpoint['state_dict'].update(bank)
         rng = meta.get('cribo_rng_state')
         if rng is not None and getattr(runner, '_resume', False):
