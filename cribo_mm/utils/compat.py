@@ -150,13 +150,16 @@ def load_state_dict_checked(module, state_dict, strict=False, logger=None):
     fit (:func:`check_state_dict_fit`); then loads as mmengine does.
 
     Args:
-        module (nn.Module): The model, possibly wrapped (DDP).
+        module (nn.Module): The model, possibly wrapped (DDP, TTA).
         state_dict (Mapping): The weights.
         strict (bool): As in mmengine.
         logger: As in mmengine.
     """
-    from mmengine.model import is_model_wrapper
-    target = module.module if is_model_wrapper(module) else module
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+
+    # unwrapped as mmengine does (DDP; the test-time-augmentation wrapper)
+    wrapped = is_model_wrapper(module) or isinstance(module, BaseTTAModel)
+    target = module.module if wrapped else module
     check_state_dict_fit(target, state_dict, source=_last_loaded)
     return _mmengine_load_state_dict(module, state_dict, strict, logger)
 
