@@ -70,6 +70,7 @@ import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
 import torch
 import torch.distributed as torch_dist
+from mmengine.fileio.backends import LocalBackend
 from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -81,7 +82,8 @@ from .log_filters import install_log_filters
 
 __all__ = [
     'adjust_hue', 'init_dist_pytorch', 'load_local_checkpoint',
-    'load_http_checkpoint', 'load_state_dict_checked'
+    'load_http_checkpoint', 'load_storage_checkpoint',
+    'load_state_dict_checked'
 ]
 
 
@@ -138,6 +140,33 @@ def load_http_checkpoint(filename: str,
         if rank > 0:
             download()
     return load_local_checkpoint(path, map_location=map_location)
+
+
+def load_storage_checkpoint(filename: str,
+                            map_location=None,
+                            backend: str = 'petrel'):
+    """mmengine's loader for object storage (``s3://``, ``petrel://``),
+    under the project's policy: the bytes go to a temporary file, which
+    :func:`load_checkpoint_file` opens.
+
+    Args:
+        filename (str): The object's address.
+        map_location (str | torch.device, optional): As for ``torch.load``.
+        backend (str): mmengine file backend. Defaults to ``'petrel'``.
+
+    Returns:
+        Any: The loaded checkpoint.
+    """
+    import tempfile
+
+    from mmengine.fileio import get_file_backend
+    data = get_file_backend(
+        filename, backend_args={'backend': backend}).get(filename)
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, osp.basename(filename) or 'checkpoint.pth')
+        with open(path, 'wb') as f:
+            f.write(data)
+        return load_local_checkpoint(path, map_location=map_location)
 
 
 #: The file most recently loaded through mmengine, named in fit errors.
@@ -268,6 +297,10 @@ def _apply() -> None:
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'),
         loader=load_http_checkpoint,
+        force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=[r'(\S+\:)?s3://', r'(\S+\:)?petrel://'],
+        loader=load_storage_checkpoint,
         force=True)
     mmengine_checkpoint.load_from_local = load_local_checkpoint
     mmengine_checkpoint.load_from_http = load_http_checkpoint

@@ -201,3 +201,36 @@ def test_orl_stage1_loader_refuses_payload(payloads):
     with pytest.raises(CheckpointError, match='numpy.memmap'):
         build_stage1_network(cfg, payload.path)
     payloads.assert_untouched('numpy_memmap')
+
+
+@pytest.mark.parametrize('url', [
+    'https://example.invalid/models/evil.pth',
+    's3://bucket/models/evil.pth',
+    'petrel://bucket/models/evil.pth',
+])
+def test_remote_schemes_go_through_the_policy(url, payloads, tmp_path,
+                                              monkeypatch):
+    """mmengine's http(s) and object-storage loaders are replaced: the file
+    is fetched (stubbed here), then refused like a local one."""
+    import shutil
+
+    import mmengine.fileio
+    from mmengine.runner import CheckpointLoader
+    payload = payloads.files['dotted_argparse']
+
+    def download(src, dst, progress=False):
+        shutil.copy(payload.path, dst)
+
+    class Backend:
+
+        def get(self, filename):
+            with open(payload.path, 'rb') as f:
+                return f.read()
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', download)
+    monkeypatch.setattr(mmengine.fileio, 'get_file_backend',
+                        lambda *args, **kwargs: Backend())
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+    with pytest.raises(CheckpointError, match='argparse._os.system'):
+        CheckpointLoader.load_checkpoint(url, map_location='cpu')
+    payloads.assert_untouched('dotted_argparse')
