@@ -24,9 +24,10 @@ def scan_images(root: str,
 
     Every file and folder is listed once, by its real path: a folder reached
     again through a symbolic link (a link loop such as ``a/up -> ..``, or
-    two links to one folder) is not descended into again, and several links
-    to one image give one entry (the first in sorted order). How many
-    duplicates were dropped is logged as a warning.
+    two links to one folder) is not descended into again, nor a link to a
+    folder above ``root``, and several links to one image give one entry
+    (the first in sorted order). How many duplicates were dropped is logged
+    as a warning.
 
     Args:
         root (str): Folder to scan.
@@ -47,12 +48,16 @@ def scan_images(root: str,
                                 'not a directory.')
     exts = tuple(e.lower() for e in extensions)
     found = []  # (path, real path)
+    root_real = osp.realpath(root)
     seen_dirs = set()
     dup_dirs = []
     for dirpath, dirnames, filenames in os.walk(
             root, followlinks=follow_links):
         real_dir = osp.realpath(dirpath)
-        if real_dir in seen_dirs:  # a link loop or a second link to a folder
+        # a folder seen before, or one above the root: a link loop or a
+        # second link to a folder
+        if real_dir in seen_dirs or (dirpath != root and root_real.startswith(
+                real_dir.rstrip(os.sep) + os.sep)):
             dup_dirs.append(dirpath)
             dirnames[:] = []
             continue

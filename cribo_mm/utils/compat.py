@@ -42,6 +42,11 @@ Fixes:
   reports as ``epoch_length must be a positive integer``; every loader the
   Runner builds is checked by
   :func:`cribo_mm.utils.dataloader_check.check_loader_not_empty`.
+* **Symbolic-link loops in scanned folders.** mmengine's recursive
+  ``LocalBackend.list_dir_or_file`` (mmpretrain's ``ImageNet`` scan) follows
+  a link loop until ``OSError: Too many levels of symbolic links``; it is
+  replaced by :func:`cribo_mm.utils.listing.list_dir_or_file`, which enters
+  every real folder once.
 * **numpy 2.** mmcv 2.1.0's ``adjust_hue`` computes its shift as
   ``np.uint8(hue_factor * 255)``, which numpy 2 rejects for negative factors
   (``OverflowError``), so mmpretrain's ``ColorJitter(hue=...)`` crashes about
@@ -71,6 +76,7 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.fileio.backends import LocalBackend
+from mmengine.fileio.backends import LocalBackend
 from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -78,6 +84,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from .checkpoint_io import check_state_dict_fit, load_checkpoint_file
 from .dataloader_check import check_loader_not_empty
 from .dist_faults import dist_timeout
+from .listing import list_dir_or_file
 from .log_filters import install_log_filters
 
 __all__ = [
@@ -311,6 +318,7 @@ def _apply() -> None:
         _init_dist_slurm)
     mmengine_dist_utils._init_dist_mpi = _with_dist_timeout(_init_dist_mpi)
     Runner.build_dataloader = staticmethod(_checked_build_dataloader)
+    LocalBackend.list_dir_or_file = list_dir_or_file
     MMDistributedDataParallel.__init__ = _cpu_aware_ddp_init
     for module in (mmcv, mmcv.image, mmcv.image.photometric):
         module.adjust_hue = _mmcv_adjust_hue

@@ -69,6 +69,36 @@ def test_symlink_loop_lists_every_image_once(tmp_path, caplog):
     assert len(ds) == 2
 
 
+def test_link_to_a_parent_of_the_scanned_folder(tmp_path):
+    _img(tmp_path / 'photos' / 'a' / 'x.png')
+    _img(tmp_path / 'photos' / 'b' / 'y.png')
+    os.symlink(tmp_path / 'photos', tmp_path / 'photos' / 'a' / 'all')
+    # scanning photos/a must not wander into photos/b through the link
+    assert scan_images(str(tmp_path / 'photos' / 'a')) == [
+        str(tmp_path / 'photos' / 'a' / 'x.png')
+    ]
+    ds = CrIBoImageFolder(data_root=str(tmp_path), data_prefix='photos/a')
+    assert len(ds) == 1
+
+
+def test_mmpretrain_class_folders_with_a_link_loop(tmp_path,
+                                                   mmpretrain_scope):
+    """mmpretrain's ImageNet/CustomDataset scan (mmengine's listing)."""
+    from mmpretrain.datasets import CustomDataset
+    for cls in ('n01', 'n02'):
+        for k in range(2):
+            _img(tmp_path / 'train' / cls / f'{cls}_{k}.JPEG', seed=k)
+    os.symlink('..', tmp_path / 'train' / 'n01' / 'up')  # -> train
+    os.symlink(tmp_path / 'train' / 'n02',
+               tmp_path / 'train' / 'n02' / 'self')
+    ds = CustomDataset(data_root=str(tmp_path / 'train'))
+    infos = [ds.get_data_info(i) for i in range(len(ds))]
+    assert len(infos) == 4
+    for info in infos:  # every image once, in its own class
+        cls = os.path.basename(os.path.dirname(info['img_path']))
+        assert info['gt_label'] == ('n01', 'n02').index(cls)
+
+
 def test_duplicates_are_reported(tmp_path, monkeypatch):
     from cribo_mm.datasets import folder
     messages = []
