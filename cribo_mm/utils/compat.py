@@ -76,7 +76,6 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.fileio.backends import LocalBackend
-from mmengine.fileio.backends import LocalBackend
 from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
