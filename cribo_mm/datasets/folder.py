@@ -56,8 +56,9 @@ def scan_images(root: str,
         real_dir = osp.realpath(dirpath)
         # a folder seen before, or one above the root: a link loop or a
         # second link to a folder
-        if real_dir in seen_dirs or (dirpath != root and root_real.startswith(
-                real_dir.rstrip(os.sep) + os.sep)):
+        if real_dir in seen_dirs or (
+                dirpath != root
+                and root_real.startswith(real_dir.rstrip(os.sep) + os.sep)):
             dup_dirs.append(dirpath)
             dirnames[:] = []
             continue

@@ -17,8 +17,9 @@ import os.path as osp
 import socket
 from typing import Dict
 
-__all__ = ['SKIP_RECORD_ENV', 'record_skipped', 'read_skipped',
-           'skipped_in_process']
+__all__ = [
+    'SKIP_RECORD_ENV', 'record_skipped', 'read_skipped', 'skipped_in_process'
+]
 
 #: Folder where processes record the files they skipped.
 SKIP_RECORD_ENV = 'CRIBO_SKIP_RECORD_DIR'
@@ -42,8 +43,8 @@ def record_skipped(filename: str, reason: str) -> bool:
     _SKIPPED[filename] = reason
     folder = os.environ.get(SKIP_RECORD_ENV)
     if folder and osp.isdir(folder):
-        record = osp.join(folder,
-                          f'skipped-{socket.gethostname()}-{os.getpid()}.jsonl')
+        record = osp.join(
+            folder, f'skipped-{socket.gethostname()}-{os.getpid()}.jsonl')
         # one short line per write: appends of whole lines do not interleave
         with open(record, 'a') as f:
             f.write(json.dumps(dict(path=filename, reason=reason)) + '\n')

@@ -178,4 +178,3 @@ def check_resume_file(filename: str, work_dir: str) -> None:
         fallback = newest_intact_checkpoint(
             work_dir, exclude=filename) if osp.isdir(work_dir) else None
         raise BrokenCheckpointError(filename, reason, fallback)
-

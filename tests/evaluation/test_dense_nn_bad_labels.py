@@ -11,8 +11,7 @@ from PIL import Image
 pytest.importorskip('mmcv.ops')  # MMSegmentation needs mmcv's compiled ops
 
 from cribo_mm.evaluation.dense_nn import (  # noqa: E402
-    DenseNNSettings, RetrievalSegDataset, build_memory, build_seg_dataset,
-    evaluate_retrieval)
+    DenseNNSettings, RetrievalSegDataset, build_memory, evaluate_retrieval)
 from cribo_mm.evaluation.dense_nn.labels import (  # noqa: E402
     LabelMapError, StrayLabelCounter, check_label_map, stray_labels)
 from tests.evaluation.test_dense_nn_pipeline import (  # noqa: E402
@@ -41,7 +40,8 @@ def test_check_label_map_and_stray_labels():
     counter.update({7: 3, 9: 1}, 'y.png')
     msg = counter.message()
     assert msg.startswith('2 label map(s)')
-    assert '7 (5 px, e.g. in x.png)' in msg and '9 (1 px, e.g. in y.png)' in msg
+    assert '7 (5 px, e.g. in x.png)' in msg
+    assert '9 (1 px, e.g. in y.png)' in msg
     assert '0..2' in msg and 'ignore index 255' in msg
 
 
