@@ -188,10 +188,17 @@ def _torch_allowed_names() -> Dict[str, Any]:
     return names
 
 
+@functools.lru_cache(maxsize=1)
 def _all_allowed() -> Dict[str, Any]:
+    """torch's and our allow-list (name -> object)."""
     names = dict(_torch_allowed_names())
     names.update(allowed_globals())
     return names
+
+
+@functools.lru_cache(maxsize=1)
+def _allowed_ids() -> frozenset:
+    return frozenset(id(v) for v in _all_allowed().values())
 
 
 # ----------------------------------------------------------------------
@@ -391,8 +398,19 @@ def _torch_has_tuple_safe_globals() -> bool:
     return tuple(int(v) for v in version) >= (2, 6)
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the allow-listed exact names."""
+def _allowed_object(obj: Any) -> bool:
+    return id(obj) in _allowed_ids()
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler restricted as torch's weights-only one: it
+    resolves only the allow-listed exact names, calls (REDUCE, NEWOBJ, INST,
+    OBJ) only allow-listed objects, sets the state (BUILD) only of instances
+    of allow-listed classes (never of a class or function, which would
+    change them for the whole process) and appends or assigns items only to
+    lists, dicts and sets."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
         key = _py3_name(module, name)
@@ -401,6 +419,74 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(
                 f'Unsupported global: GLOBAL {key} is not on the allow-list')
         return allowed[key]
+
+    def _refuse_op(self, what: str, obj: Any) -> None:
+        raise pickle.UnpicklingError(
+            f'{what} of {getattr(obj, "__qualname__", type(obj).__name__)} '
+            'refused: not on the allow-list')
+
+    def load_reduce(self):
+        if not _allowed_object(self.stack[-2]):
+            self._refuse_op('a call', self.stack[-2])
+        super().load_reduce()
+
+    def load_newobj(self):
+        if not _allowed_object(self.stack[-2]):
+            self._refuse_op('creating an object', self.stack[-2])
+        super().load_newobj()
+
+    def load_newobj_ex(self):
+        if not _allowed_object(self.stack[-3]):
+            self._refuse_op('creating an object', self.stack[-3])
+        super().load_newobj_ex()
+
+    def _instantiate(self, klass, args):
+        if not _allowed_object(klass):
+            self._refuse_op('creating an object', klass)
+        super()._instantiate(klass, args)
+
+    def load_build(self):
+        target = self.stack[-2]
+        if isinstance(target, (type, types.FunctionType)) or \
+                not _allowed_object(type(target)):
+            self._refuse_op('setting the state', target)
+        super().load_build()
+
+    def _check_target(self, kinds: tuple, target: Any) -> None:
+        if not isinstance(target, kinds):
+            self._refuse_op('adding items to', target)
+
+    def load_append(self):
+        self._check_target((list, ), self.stack[-2])
+        super().load_append()
+
+    def load_appends(self):
+        self._check_target((list, ), self.metastack[-1][-1])
+        super().load_appends()
+
+    def load_setitem(self):
+        self._check_target((dict, ), self.stack[-3])
+        super().load_setitem()
+
+    def load_setitems(self):
+        self._check_target((dict, ), self.metastack[-1][-1])
+        super().load_setitems()
+
+    def load_additems(self):
+        self._check_target((set, ), self.metastack[-1][-1])
+        super().load_additems()
+
+    for _op, _method in ((pickle.REDUCE, load_reduce),
+                         (pickle.NEWOBJ, load_newobj),
+                         (pickle.NEWOBJ_EX, load_newobj_ex),
+                         (pickle.BUILD, load_build),
+                         (pickle.APPEND, load_append),
+                         (pickle.APPENDS, load_appends),
+                         (pickle.SETITEM, load_setitem),
+                         (pickle.SETITEMS, load_setitems),
+                         (pickle.ADDITEMS, load_additems)):
+        dispatch[_op[0]] = _method
+    del _op, _method
 
 
 def _restricted_pickle_module() -> types.ModuleType:

@@ -94,6 +94,32 @@ def test_unpickler_refuses_payload_without_the_scan(name, use_torch,
     payloads.assert_untouched(name)
 
 
+def _class_tampering_pickle() -> bytes:
+    """Sets ``argparse.Namespace.__init__ = codecs.encode`` through BUILD's
+    slot state on the class object itself (names all allow-listed)."""
+    from tests.security.payloads import _global, _str
+    return (b'\x80\x02}' + _str('args') + _global('argparse', 'Namespace') +
+            b'N}' + _str('__init__') + _global('_codecs', 'encode') +
+            b's\x86bs.')
+
+
+@pytest.mark.parametrize('use_torch', ENFORCERS)
+def test_no_state_change_of_allowed_classes(use_torch, tmp_path,
+                                            monkeypatch):
+    original = argparse.Namespace.__init__
+    monkeypatch.setattr(argparse.Namespace, '__init__', original)
+    path = write_zip_checkpoint(str(tmp_path / 'tamper.pth'),
+                                _class_tampering_pickle())
+    # the payload is real: a plain unpickler changes the class
+    with zipfile.ZipFile(path) as archive:
+        pickle.loads(archive.read('archive/data.pkl'))
+    assert argparse.Namespace.__init__ is not original
+    monkeypatch.setattr(argparse.Namespace, '__init__', original)
+    with pytest.raises(UnsafeCheckpointError, match='state|BUILD|build'):
+        load_checkpoint_file(path, use_torch_allowlist=use_torch)
+    assert argparse.Namespace.__init__ is original
+
+
 @pytest.mark.parametrize('name', ['os_system', 'dotted_numpy',
                                   'numpy_memmap', 'legacy'])
 def test_environment_switch_allows_full_unpickling(name, payloads,
@@ -190,7 +216,9 @@ def test_old_torch_without_safe_globals(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, '__version__', '2.1.2')
     assert not cio._torch_has_tuple_safe_globals()
     monkeypatch.delattr(wo, '_get_allowed_globals')
-    cio._torch_allowed_names.cache_clear()
+    for cached in (cio._torch_allowed_names, cio._all_allowed,
+                   cio._allowed_ids):
+        cached.cache_clear()
     try:
         path = str(tmp_path / 'runner.pth')
         torch.save(_runner_like_checkpoint(), path)
@@ -203,7 +231,9 @@ def test_old_torch_without_safe_globals(tmp_path, monkeypatch):
         with pytest.raises(UnsafeCheckpointError, match='posix.system'):
             load_checkpoint_file(evil)
     finally:
-        cio._torch_allowed_names.cache_clear()
+        for cached in (cio._torch_allowed_names, cio._all_allowed,
+                       cio._allowed_ids):
+            cached.cache_clear()
 
 
 def test_numpy1_names_load(tmp_path):
