@@ -21,8 +21,11 @@ Policy:
   :class:`UnsafeCheckpointError`, which names them all.
 * On torch without tuple entries in ``torch.serialization.safe_globals``
   (< 2.6) the archive is read by ``torch.load`` with a restricted
-  ``pickle.Unpickler`` that resolves the same names, never by full
-  unpickling.
+  pure-Python unpickler that applies the same names and the same rules as
+  torch's weights-only one (calls, object creation and state only for
+  allow-listed objects), never by full unpickling.
+* The CRC of every record of the archive is checked: a damaged tensor is
+  reported as corruption, not loaded as wrong weights.
 * Legacy (non-zip) torch files and raw pickles are refused: they predate
   the format torch can check.
 * Full unpickling only on explicit request: ``unsafe=True`` (the tools'
