@@ -47,6 +47,11 @@ Fixes:
   a link loop until ``OSError: Too many levels of symbolic links``; it is
   replaced by :func:`cribo_mm.utils.listing.list_dir_or_file`, which enters
   every real folder once.
+* **Skipped samples are invisible to the Runner.** Every Runner gets
+  :class:`cribo_mm.engine.hooks.CrIBoSkippedImagesHook` (unless its config
+  already has one), so images skipped with ``skip_unreadable=True`` by any
+  worker of any rank are summarised once per epoch; it is silent while
+  nothing is skipped.
 * **numpy 2.** mmcv 2.1.0's ``adjust_hue`` computes its shift as
   ``np.uint8(hue_factor * 255)``, which numpy 2 rejects for negative factors
   (``OverflowError``), so mmpretrain's ``ColorJitter(hue=...)`` crashes about
@@ -285,6 +290,17 @@ def _checked_build_dataloader(*args, **kwargs):
     return loader
 
 
+_register_custom_hooks = Runner.register_custom_hooks
+
+
+def _register_custom_hooks_and_skip_summary(self, hooks) -> None:
+    """``Runner.register_custom_hooks`` plus the skipped-images summary."""
+    _register_custom_hooks(self, hooks)
+    from cribo_mm.engine.hooks import CrIBoSkippedImagesHook
+    if not any(isinstance(h, CrIBoSkippedImagesHook) for h in self._hooks):
+        self.register_hook(CrIBoSkippedImagesHook())
+
+
 _ddp_init = MMDistributedDataParallel.__init__
 
 
@@ -318,6 +334,7 @@ def _apply() -> None:
     mmengine_dist_utils._init_dist_mpi = _with_dist_timeout(_init_dist_mpi)
     Runner.build_dataloader = staticmethod(_checked_build_dataloader)
     LocalBackend.list_dir_or_file = list_dir_or_file
+    Runner.register_custom_hooks = _register_custom_hooks_and_skip_summary
     MMDistributedDataParallel.__init__ = _cpu_aware_ddp_init
     for module in (mmcv, mmcv.image, mmcv.image.photometric):
         module.adjust_hue = _mmcv_adjust_hue

@@ -343,3 +343,52 @@ def test_no_intact_checkpoint_says_so(tmp_path):
     with pytest.raises(BrokenCheckpointError,
                        match='no intact checkpoint was found'):
         _merge(_train_tool(), tmp_path)
+
+
+def test_training_summarises_skipped_images_once_per_epoch(tmp_path):
+    """A real Runner with two loader workers: the hook is added by default,
+    counts distinct files and logs one summary in the epoch they appear."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+    from mmengine.runner import Runner
+
+    from tests.engine.tiny_config import TINY_OPTIONS
+    data = tmp_path / 'data'
+    for i in range(8):
+        _img(data / f'good_{i}.png', size=(64, 80), seed=i)
+    bad = ['bad_0.png', 'bad_1.png', 'bad_2.jpg']
+    for name in bad:
+        (data / name).write_bytes(b'\x89PNG broken')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction)
+    options = parser.parse_args(['--o'] + [
+        o for o in TINY_OPTIONS
+        if not o.startswith(('train_dataloader.dataset.',
+                             'train_dataloader.num_workers',
+                             'train_dataloader.persistent_workers'))
+    ]).o
+    cfg = Config.fromfile(str(DEMO_CONFIG))
+    cfg.merge_from_dict(options)
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    assert pipeline[0].type == 'CrIBoLoadImageFromFile'
+    pipeline[0].skip_unreadable = True
+    cfg.train_dataloader.dataset = dict(
+        type='CrIBoImageFolder', data_root=str(data), pipeline=pipeline)
+    cfg.train_dataloader.num_workers = 2
+    cfg.train_dataloader.persistent_workers = False
+    cfg.model.memory_bank.num_images = 8
+    cfg.train_cfg.max_epochs = 1
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    logged = []
+    runner.logger.addFilter(lambda record: logged.append(
+        record.getMessage()) or True)
+    runner.train()
+    summaries = [m for m in logged if 'distinct unreadable image' in m]
+    assert len(summaries) == 1, summaries
+    assert 'Epoch 1: 3 distinct unreadable image(s) skipped so far ' \
+        '(3 new this epoch)' in summaries[0]
+    listing = (tmp_path / 'work' / 'skipped_images.txt').read_text()
+    assert sorted(line.split('\t')[0].rsplit('/', 1)[-1]
+                  for line in listing.splitlines()) == sorted(bad)

@@ -219,6 +219,10 @@ def decode_image(img_bytes: bytes,
     if decoded is None:
         try:
             decoded = _decode_pillow(img_bytes)
+        except Image.UnidentifiedImageError as e:
+            raise UnreadableImageError(
+                filename, 'not a readable image (unknown format or a '
+                'damaged header)') from e
         except Exception as e:  # noqa: BLE001  (any decoder failure)
             raise UnreadableImageError(
                 filename,
@@ -244,11 +248,11 @@ class CrIBoLoadImageFromFile(BaseTransform):
     With ``skip_unreadable=True`` such a sample is dropped instead (the
     transform returns ``None`` and mmengine's ``BaseDataset`` draws another
     index in training mode). Skipped files are counted once each, whatever
-    the number of workers, retries and epochs: add
-    ``dict(type='CrIBoSkippedImagesHook')`` to ``custom_hooks`` for one
-    summary per epoch over all workers and ranks (and the full list in
-    ``<work_dir>/skipped_images.txt``); without it each process logs its
-    own distinct count (at 1, 2, 4, ... files).
+    the number of workers, retries and epochs: in a Runner,
+    :class:`~cribo_mm.engine.hooks.CrIBoSkippedImagesHook` (added by
+    default) logs one summary per epoch over all workers and ranks (and
+    writes the full list to ``<work_dir>/skipped_images.txt``); each process
+    also logs its own distinct count at 1, 2, 4, ... files.
 
     **Required Keys:** ``img_path``
 

@@ -18,6 +18,7 @@ from cribo_mm.registry import HOOKS
 class CrIBoSkippedImagesHook(Hook):
     """Count the distinct files skipped by ``skip_unreadable=True`` loading.
 
+    Every Runner gets one by default (see :mod:`cribo_mm.utils.compat`).
     Before the run it points the environment variable
     ``CRIBO_SKIP_RECORD_DIR`` of its process (inherited by the data-loader
     workers started later) at a private temporary folder, where every
@@ -77,7 +78,7 @@ class CrIBoSkippedImagesHook(Hook):
             for path in sorted(found):
                 f.write(f'{path}\t{found[path]}\n')
         runner.logger.warning(
-            f'Epoch {runner.epoch}: {len(found)} distinct unreadable '
+            f'Epoch {runner.epoch + 1}: {len(found)} distinct unreadable '
             f'image(s) skipped so far ({len(new)} new this epoch), e.g. '
             f'{examples}. Full list: {listing}')
 
