@@ -94,6 +94,10 @@ def init_shards(args):
                 'with --shard ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}'
                 ' (or torchrun with --launcher pytorch)')
         from mmengine.dist import init_dist
+        if args.launcher == 'pytorch':
+            # a rank must not outlive torchrun (e.g. after kill -9 of it)
+            from cribo_mm.utils.dist_faults import die_with_parent
+            die_with_parent()
 
         # Ranks wait at barriers for the slowest shard: allow long waits
         # (mmengine takes seconds).
