@@ -276,25 +276,42 @@ def _describe(path: str) -> str:
         return path
 
 
-def _read_archive_pickle(path: str) -> bytes:
-    """The ``data.pkl`` record of a torch zip checkpoint."""
+def _read_archive_pickles(path: str, trusted: bool = False) -> List[bytes]:
+    """Every pickle record (``*.pkl``) of a torch zip checkpoint, after
+    checking the archive: ``data.pkl`` present, every CRC intact and, unless
+    ``trusted``, no TorchScript (which ``torch.load`` would hand to
+    ``torch.jit.load``) and no compressed records (torch never writes them
+    in checkpoints; a zip bomb would)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            records = [
-                n for n in archive.namelist()
-                if n == 'data.pkl' or n.endswith('/data.pkl')
-            ]
-            if not records:
+            infos = archive.infolist()
+            names = [i.filename for i in infos]
+            if not any(n == 'data.pkl' or n.endswith('/data.pkl')
+                       for n in names):
                 raise CorruptCheckpointError(
                     f'{_describe(path)} is not a torch checkpoint: a zip '
                     'archive without a data.pkl record')
+            if not trusted and any(
+                    n.endswith('constants.pkl') or '/code/' in n
+                    for n in names):
+                raise UnsafeCheckpointError(
+                    f'refused to load {_describe(path)}: it is a TorchScript '
+                    'archive (torch.jit.save), whose code torch.load would '
+                    'run through torch.jit.load. If you trust it, ' +
+                    _SWITCH + '.')
+            packed = [i.filename for i in infos
+                      if i.compress_type != zipfile.ZIP_STORED]
+            if packed and not trusted:
+                raise CorruptCheckpointError(
+                    f'{_describe(path)} is not a torch checkpoint as torch '
+                    f'writes it: compressed records ({", ".join(packed[:3])})')
             # CRC of every record: torch itself does not check the tensors
             damaged = archive.testzip()
             if damaged is not None:
                 raise CorruptCheckpointError(
                     f'{_describe(path)} is corrupt: record {damaged!r} fails '
                     'its CRC check')
-            return archive.read(min(records, key=len))
+            return [archive.read(n) for n in names if n.endswith('.pkl')]
     except (zipfile.BadZipFile, EOFError, OSError, ValueError,
             NotImplementedError) as e:
         if isinstance(e, CheckpointError):
@@ -318,9 +335,13 @@ def checkpoint_globals(path: str) -> List[str]:
     """
     kind = _file_kind(path)
     if kind == 'zip':
-        data = _read_archive_pickle(path)
+        found = []
         try:
-            return sorted(set(_pickle_globals(data)[0]))
+            for data in _read_archive_pickles(path):
+                found += _pickle_globals(data)[0]
+            return sorted(set(found))
+        except CheckpointError:
+            raise
         except Exception as e:
             raise CorruptCheckpointError(
                 f'{_describe(path)} is corrupt: its pickle does not parse '
@@ -558,7 +579,8 @@ def load_checkpoint_file(path: str,
     kind = _file_kind(path)
     if unsafe_load_requested(unsafe):
         if kind == 'zip':
-            _read_archive_pickle(path)  # structure and CRC of every record
+            # structure and CRC of each record
+            _read_archive_pickles(path, trusted=True)
         warnings.warn(
             f'unpickling {_describe(path)} WITHOUT restrictions (unsafe '
             f'load requested): a crafted file can run any code as you. Only '

@@ -331,6 +331,44 @@ def test_corrupt_files_say_so(kind, unsafe, tmp_path):
     assert not isinstance(info.value, UnsafeCheckpointError)
 
 
+def test_torchscript_archive_is_refused(tmp_path):
+    path = str(tmp_path / 'scripted.pth')
+    torch.jit.save(torch.jit.script(nn.Linear(2, 2)), path)
+    with pytest.raises(UnsafeCheckpointError, match='TorchScript'):
+        load_checkpoint_file(path)
+    with pytest.warns(UnsafeLoadWarning):
+        module = load_checkpoint_file(path, unsafe=True)
+    assert module(torch.zeros(1, 2)).shape == (1, 2)
+
+
+def test_compressed_archive_is_refused(tmp_path):
+    data = _good_file(tmp_path)
+    with zipfile.ZipFile(tmp_path / 'good.pth') as archive:
+        records = {n: archive.read(n) for n in archive.namelist()}
+    path = tmp_path / 'deflated.pth'
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as archive:
+        for name, record in records.items():
+            archive.writestr(name, record)
+    assert len(path.read_bytes()) < len(data)
+    with pytest.raises(CorruptCheckpointError, match='compressed'):
+        load_checkpoint_file(str(path))
+
+
+def test_every_pickle_record_is_checked(tmp_path, payloads):
+    """A clean data.pkl next to a hostile one that torch may pick."""
+    with zipfile.ZipFile(payloads.files['os_system'].path) as archive:
+        evil = archive.read('archive/data.pkl')
+    path = tmp_path / 'two.pth'
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as archive:
+        archive.writestr('archive/data.pkl', evil)
+        archive.writestr('archive/byteorder', 'little')
+        archive.writestr('a/data.pkl', pickle.dumps({}, protocol=2))
+    for use_torch in (True, False):
+        with pytest.raises(UnsafeCheckpointError, match='os.system'):
+            load_checkpoint_file(str(path), use_torch_allowlist=use_torch)
+    payloads.assert_untouched('os_system')
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_checkpoint_file(str(tmp_path / 'nope.pth'))
