@@ -196,3 +196,13 @@ def test_tool_memory_aug_hbird(stripes_data, tmp_path):
     assert results['default'] != results['hbird']
     with pytest.raises(SystemExit):
         tool.parse_args(common + ['--memory-aug', 'strong'])
+
+
+def test_side_by_side_titles_fit_narrow_columns():
+    from cribo_mm.evaluation.dense_nn import side_by_side
+    gt = np.zeros((20, 40), np.int64)
+    titled = side_by_side(np.zeros((20, 40, 3), np.uint8), gt, gt, None, 2)
+    strip = titled[:22]
+    # the long third title stays inside its column: the gaps stay white
+    assert (strip[:, 40:44] == 255).all() and (strip[:, 84:88] == 255).all()
+    assert (strip[:, 88:] < 128).any()

@@ -97,10 +97,14 @@ def side_by_side(image: np.ndarray,
         raise ValueError(f'titles must name the 3 columns, got {titles!r}')
     import cv2
     strip = np.full((header, row.shape[1], 3), 255, dtype=np.uint8)
-    scale = header / 40.
     for k, title in enumerate(titles):
+        scale = header / 40.
         (text_w, text_h), _ = cv2.getTextSize(
             str(title), cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        if text_w > width - 2:  # shrink to fit a narrow column
+            scale *= (width - 2) / text_w
+            (text_w, text_h), _ = cv2.getTextSize(
+                str(title), cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         x = k * (width + gap) + max(0, (width - text_w) // 2)
         y = (header + text_h) // 2
         cv2.putText(strip, str(title), (x, y), cv2.FONT_HERSHEY_SIMPLEX,
