@@ -87,6 +87,7 @@ _U32 = 2.0**-24
 _FLUSH = 2.0**-126
 _SAFETY = 1.0 + 1e-9
 _NORM_EPS = 1e-12  # F.normalize's default
+_SUB_BLOCK = 4096  # rows normalised and converted at once
 
 #: unit roundoff u and half the smallest subnormal spacing eta
 _FORMATS = {
@@ -237,6 +238,23 @@ class SearchStats:
                 f'fallbacks={self.fallbacks})')
 
 
+def _scratch(workspace: Optional[Dict[str, Tensor]], name: str, numel: int,
+             dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A flat buffer of ``numel`` entries, reused from ``workspace``.
+
+    Fresh large buffers cost page faults on every touch; searches that
+    share a ``workspace`` dict (the two views of the memory bank) share
+    their buffers.
+    """
+    buf = None if workspace is None else workspace.get(name)
+    if (buf is None or buf.numel() < numel or buf.dtype != dtype
+            or buf.device != device):
+        buf = torch.empty(numel, dtype=dtype, device=device)
+        if workspace is not None:
+            workspace[name] = buf
+    return buf[:numel]
+
+
 def _norm(rows: Tensor) -> Tensor:
     """Row norms the way ``F.normalize`` computes them."""
     return rows.norm(2, 1, keepdim=True)
@@ -264,6 +282,8 @@ class LowPrecisionKeys:
         normalize (bool): Whether the fp32 path L2-normalises the keys.
         block_size (int, optional): Rows per block, as the fp32 path.
         cache (bool): Keep the converted blocks. Defaults to False.
+        workspace (dict, optional): Buffers to reuse (see
+            :func:`certified_topk`).
     """
 
     def __init__(self,
@@ -271,8 +291,10 @@ class LowPrecisionKeys:
                  dtype: torch.dtype,
                  normalize: bool,
                  block_size: Optional[int],
-                 cache: bool = False) -> None:
+                 cache: bool = False,
+                 workspace: Optional[Dict[str, Tensor]] = None) -> None:
         self.keys = keys
+        self.workspace = workspace
         self.dtype = dtype
         self.normalize = normalize
         self.bounds = block_bounds(keys.shape[0], block_size)
@@ -281,6 +303,20 @@ class LowPrecisionKeys:
         self._cached: Optional[List[Tuple[Tensor, float]]] = None
         self._norm_bound: Optional[float] = None
         self._min_scale = 1.0
+
+    def _normalize_into(self, rows: Tensor, out: Tensor) -> None:
+        """``out = lp(F.normalize(rows))``, :data:`_SUB_BLOCK` rows at a
+        time so that the float32 rows stay in cache between the passes."""
+        tmp = _scratch(self.workspace, 'rows_fp32',
+                       min(_SUB_BLOCK, rows.shape[0]) * self.dim,
+                       torch.float32, rows.device)
+        for start in range(0, rows.shape[0], _SUB_BLOCK):
+            sub = rows[start:start + _SUB_BLOCK].to(torch.float32)
+            num = sub.shape[0]
+            denom = _norm(sub).clamp_min(_NORM_EPS)
+            normed = torch.div(sub, denom, out=tmp[:num * self.dim].view(
+                num, self.dim))
+            out[start:start + num].copy_(normed)
 
     @property
     def norm_bound(self) -> float:
@@ -311,32 +347,36 @@ class LowPrecisionKeys:
         max_norm, min_scale = 0.0, 1.0
         for start, end in self.bounds:
             size = end - start
-            rows = self.keys[start:end]
-            needs_work = (self.normalize or rows.dtype != torch.float32
-                          or self.dtype == torch.float16)
-            if needs_work and work is None:
-                work = torch.empty(largest, self.dim, device=device)
-            if self.normalize:
-                rows = rows.to(torch.float32)
-                denom = _norm(rows).clamp_min(_NORM_EPS)
-                rows = torch.div(rows, denom, out=work[:size])
-            else:
-                if rows.dtype != torch.float32:
-                    rows = work[:size].copy_(rows)
-                max_norm = max(max_norm, float(_norm(rows).max()))
-            scale = 1.0
-            if self.dtype == torch.float16:
-                scale = float(_pow2_scale(rows.abs().max()))
-                min_scale = min(min_scale, scale)
-                rows = torch.mul(rows, scale, out=work[:size])
             if self.cache:
-                out = rows.to(self.dtype)
-                kept.append((out, scale))
+                out = torch.empty(
+                    size, self.dim, dtype=self.dtype, device=device)
             else:
                 if lowp is None:
-                    lowp = torch.empty(
-                        largest, self.dim, dtype=self.dtype, device=device)
-                out = lowp[:size].copy_(rows)
+                    lowp = _scratch(self.workspace, 'keys_lowp',
+                                    largest * self.dim, self.dtype,
+                                    device).view(largest, self.dim)
+                out = lowp[:size]
+            if self.normalize:
+                self._normalize_into(self.keys[start:end], out)
+                scale = 1.0  # |y_i| <= 1: fits fp16 without scaling
+            else:
+                rows = self.keys[start:end]
+                if rows.dtype != torch.float32 or \
+                        self.dtype == torch.float16:
+                    if work is None:
+                        work = _scratch(self.workspace, 'keys_fp32',
+                                        largest * self.dim, torch.float32,
+                                        device).view(largest, self.dim)
+                    rows = work[:size].copy_(rows)
+                max_norm = max(max_norm, float(_norm(rows).max()))
+                scale = 1.0
+                if self.dtype == torch.float16:
+                    scale = float(_pow2_scale(rows.abs().max()))
+                    min_scale = min(min_scale, scale)
+                    rows.mul_(scale)
+                out.copy_(rows)
+            if self.cache:
+                kept.append((out, scale))
             yield start, end, out, scale
         self._norm_bound = max_norm * (1 + gamma(self.dim + 2))
         self._min_scale = min_scale
@@ -502,7 +542,8 @@ def certified_topk(queries: Tensor,
                    block_size: Optional[int],
                    dtype: torch.dtype,
                    margin: Optional[int] = None,
-                   stats: Optional[SearchStats] = None
+                   stats: Optional[SearchStats] = None,
+                   workspace: Optional[Dict[str, Tensor]] = None
                    ) -> Tuple[Tensor, Tensor]:
     """The fp32 path's top-k, found with a low-precision matmul.
 
@@ -527,6 +568,8 @@ def certified_topk(queries: Tensor,
             for any c up to 64 on a CPU).
         stats (SearchStats, optional): Receives the query and fallback
             counts.
+        workspace (dict, optional): Scratch buffers kept between searches
+            that pass the same dict (their peak memory is not added).
 
     Returns:
         tuple[Tensor, Tensor]: float32 values (Q, k) in descending order and
@@ -536,7 +579,8 @@ def certified_topk(queries: Tensor,
         raise ValueError(f'low-precision search needs bfloat16 or float16, '
                          f'got {dtype}')
     lowp_keys = keys if isinstance(keys, LowPrecisionKeys) else \
-        LowPrecisionKeys(keys, dtype, normalize, block_size)
+        LowPrecisionKeys(keys, dtype, normalize, block_size,
+                         workspace=workspace)
     key_rows = lowp_keys.keys
     normalize = lowp_keys.normalize
     num_q, num_keys = queries.shape[0], key_rows.shape[0]
@@ -549,16 +593,13 @@ def certified_topk(queries: Tensor,
     device = queries.device
     q_low, terms = _query_terms(queries, dtype)
     best_val = best_idx = None
-    workspace = None
     lowp_output = True
     block_top = []  # best fast score of every block, (Q,) each
     with _full_precision_accumulation(device):
         for start, end, block, scale in lowp_keys.blocks():
             size = end - start
-            if workspace is None or workspace.numel() < num_q * size:
-                workspace = torch.empty(
-                    num_q * size, dtype=dtype, device=device)
-            scores = workspace[:num_q * size].view(num_q, size)
+            scores = _scratch(workspace, 'scores', num_q * size, dtype,
+                              device).view(num_q, size)
             torch.mm(q_low, block.t(), out=scores)
             val, idx = scores.topk(min(num_cand + 1, size), dim=1)
             val = val.double() / (terms[3] * scale)
@@ -570,7 +611,6 @@ def certified_topk(queries: Tensor,
                 val, pos = val.topk(min(num_cand + 1, val.shape[1]), dim=1)
                 idx = idx.gather(1, pos)
             best_val, best_idx = val, idx
-    del workspace
     # every key outside the candidates scores at most the (c+1)-th value
     outside = best_val[:, num_cand:num_cand + 1]
     limit = outside + fast_error_bound(terms, outside, lowp_keys.norm_bound,

@@ -120,9 +120,13 @@ def _nearest_in_bank(queries: Tensor,
     return best_val, best_idx
 
 
-def _search_bank(queries: Tensor, keys: Tensor, normalize_keys: bool,
-                 chunk_size: Optional[int], search_dtype: Optional[torch.dtype],
-                 stats: Optional[SearchStats]) -> Tensor:
+def _search_bank(queries: Tensor,
+                 keys: Tensor,
+                 normalize_keys: bool,
+                 chunk_size: Optional[int],
+                 search_dtype: Optional[torch.dtype],
+                 stats: Optional[SearchStats],
+                 workspace: Optional[dict] = None) -> Tensor:
     """Index of the fp32 top-1 neighbour, searched in ``search_dtype``.
 
     Args:
@@ -131,6 +135,7 @@ def _search_bank(queries: Tensor, keys: Tensor, normalize_keys: bool,
         search_dtype (torch.dtype, optional): bf16/fp16 for the certified
             low-precision search (:func:`certified_topk`), None for fp32.
         stats (SearchStats, optional): Receives the fallback count.
+        workspace (dict, optional): Scratch buffers shared by searches.
 
     Returns:
         Tensor: (C,) int64 index into ``keys``, equal to the fp32 path's.
@@ -152,7 +157,8 @@ def _search_bank(queries: Tensor, keys: Tensor, normalize_keys: bool,
         normalize=normalize_keys,
         block_size=chunk_size,
         dtype=search_dtype,
-        stats=stats)[1][:, 0]
+        stats=stats,
+        workspace=workspace)[1][:, 0]
 
 
 def _cycle_mask(back: Tensor, targets: Tensor, normalize_back: bool) -> Tensor:
@@ -228,10 +234,12 @@ def retrieve_cycle_consistent(objects_v1: Tensor,
     q1 = F.normalize(objects_v1.to(work_dtype), dim=1)
     q2 = F.normalize(objects_v2.to(work_dtype), dim=1)
     fast = resolve_search_dtype(search_dtype, device)
+    workspace = {}  # the two searches share their scratch buffers
     idx1 = _search_bank(q1, bank[0, :num_valid], normalized_matching,
-                        chunk_size, fast, stats)
+                        chunk_size, fast, stats, workspace)
     idx2 = _search_bank(q2, bank[1, :num_valid], normalized_matching,
-                        chunk_size, fast, stats)
+                        chunk_size, fast, stats, workspace)
+    del workspace
     mask1 = _cycle_mask(bank[1, idx1], q2, normalized_matching)
     mask2 = _cycle_mask(bank[0, idx2], q1, normalized_matching)
     nn1 = bank[:, idx1].to(objects_v1.dtype)
