@@ -174,6 +174,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='exact',
         help='search backend (faiss is optional) (default: exact)')
     parser.add_argument(
+        '--search-dtype',
+        choices=['auto', 'bfloat16', 'float16', 'float32'],
+        default='auto',
+        help='matmul format of the exact search; bfloat16/float16 prove '
+        'the float32 neighbours or fall back to float32, so results are '
+        'the same (default: auto = bf16 on a CPU with native bf16 or a '
+        'bf16 GPU, fp16 on older GPUs, else float32)')
+    parser.add_argument(
         '--batch-size', type=int, default=8, help='images per forward pass')
     parser.add_argument(
         '--num-workers', type=int, default=0, help='data-loader workers')
@@ -397,6 +405,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         chunk_size=args.chunk_size,
         memory_chunk_size=args.memory_chunk_size,
         backend=args.backend,
+        search_dtype=args.search_dtype,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         device=args.device,

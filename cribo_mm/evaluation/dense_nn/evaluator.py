@@ -63,6 +63,9 @@ class DenseNNSettings:
         memory_chunk_size (int): Memory rows per block (exact search).
             Defaults to 32768.
         backend (str): ``'exact'`` or ``'faiss'``. Defaults to ``'exact'``.
+        search_dtype (str): Matmul format of the exact search:
+            ``'bfloat16'``/``'float16'`` (certified, same neighbours as
+            float32), ``'float32'`` or ``'auto'``. Defaults to ``'auto'``.
         batch_size (int): Images per forward pass. Defaults to 8.
         num_workers (int): Data-loader workers. Defaults to 0.
         device (str): Device for features and search. Defaults to ``'cpu'``.
@@ -85,6 +88,7 @@ class DenseNNSettings:
     chunk_size: int = 1024
     memory_chunk_size: int = 32768
     backend: str = 'exact'
+    search_dtype: str = 'auto'
     batch_size: int = 8
     num_workers: int = 0
     device: str = 'cpu'
@@ -290,7 +294,8 @@ def evaluate_retrieval(backbone: nn.Module,
         memory.feats.to(device),
         settings.backend,
         settings.memory_chunk_size,
-        normalize=False)
+        normalize=False,
+        search_dtype=settings.search_dtype)
     memory_labels = memory.labels.to(device)
     acc = IoUAccumulator(num_classes, ignore_index, class_names)
     keep = set(keep_image_for)
