@@ -171,3 +171,35 @@ def test_train_load_from_another_architecture_stops(resnet_file, tmp_path):
     assert 'CheckpointMismatchError' in proc.stderr
     assert 'none of the' in proc.stderr
     assert not list((tmp_path / 'work').glob('epoch_*.pth'))
+
+
+def test_wrapped_models_are_checked_unwrapped(tmp_path):
+    """DDP-like wrappers and test-time-augmentation models are unwrapped
+    as mmengine unwraps them before the keys are compared."""
+    from mmengine.model import BaseModel, BaseTTAModel
+    from mmengine.runner import load_checkpoint
+    from torch import nn
+
+    class Net(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, *args, **kwargs):
+            return self.fc(*args)
+
+    class TTA(BaseTTAModel):
+
+        def merge_preds(self, data_samples_list):
+            return data_samples_list[0]
+
+    inner = Net()
+    path = tmp_path / 'w.pth'
+    torch.save({'state_dict': {'fc.weight': torch.ones(2, 2),
+                               'fc.bias': torch.zeros(2)}}, path)
+    load_checkpoint(TTA(module=inner), str(path), map_location='cpu')
+    assert torch.equal(inner.fc.weight, torch.ones(2, 2))
+    torch.save({'state_dict': {'conv.weight': torch.ones(2, 2)}}, path)
+    with pytest.raises(CheckpointMismatchError, match='none of the 1'):
+        load_checkpoint(TTA(module=Net()), str(path), map_location='cpu')
