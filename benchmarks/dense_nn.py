@@ -1,15 +1,23 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Throughput and peak memory of dense NN label transfer.
 
-Compares the chunked exact search of
-:func:`cribo_mm.evaluation.dense_nn.knn_label_transfer` (running top-k over
-memory blocks) with a naive baseline that materialises the full
-(queries x memory) similarity matrix, on a random memory of one million
-L2-normalised entries (CPU by default).
+Compares, on a random memory of one million L2-normalised entries (CPU by
+default), :func:`cribo_mm.evaluation.dense_nn.knn_label_transfer` with
+
+* ``chunked``: the float32 exact search (running top-k over memory blocks,
+  ``search_dtype='float32'``),
+* ``bf16``: the certified search (``search_dtype='bfloat16'``; bf16 matmul
+  against a bf16 copy of the memory, float32 re-score, proof or float32
+  fallback; its fallback count is printed),
+* ``naive``: a baseline that materialises the full (queries x memory)
+  similarity matrix.
 
 Each method runs in its own subprocess so that its peak resident memory is
 measured alone; the peak is reported above the resident size after the
-memory and queries were created (``extra peak``). Usage::
+memory, the queries and (``bf16``) the bf16 copy of the memory (half the
+memory's size, printed) were created (``extra peak``). The predictions of
+``chunked`` and ``bf16`` are asserted bit-identical (same neighbours and
+similarities). Usage::
 
     python benchmarks/dense_nn.py                # 1M x 384, 1024 queries
     python benchmarks/dense_nn.py --queries 4096 --json out.json
@@ -19,8 +27,10 @@ import argparse
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -28,7 +38,7 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-METHODS = ('chunked', 'naive')
+METHODS = ('chunked', 'bf16', 'naive')
 
 
 def parse_args(argv=None):
@@ -57,6 +67,7 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--worker', choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument('--out', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -116,7 +127,8 @@ def naive_label_transfer(query, memory, labels, k, temperature):
 def worker(args):
     import torch
 
-    from cribo_mm.evaluation.dense_nn import knn_label_transfer
+    from cribo_mm.evaluation.dense_nn import (build_knn_index,
+                                              knn_label_transfer)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -127,6 +139,13 @@ def worker(args):
     labels.div_(labels.sum(1, keepdim=True))
     query = torch.randn(args.queries, args.dim, generator=gen)
     memory, labels, query = (t.to(device) for t in (memory, labels, query))
+    fast = 'float16' if device.type == 'cuda' and \
+        not torch.cuda.is_bf16_supported() else 'bfloat16'
+    index = build_knn_index(
+        memory,
+        memory_chunk_size=args.memory_chunk_size,
+        normalize=False,
+        search_dtype=fast if args.worker == 'bf16' else 'float32')
 
     def run(q):
         if args.worker == 'naive':
@@ -134,14 +153,15 @@ def worker(args):
                                        args.temperature)
         else:
             out = knn_label_transfer(
-                q, memory, labels, k=args.k,
-                temperature=args.temperature, chunk_size=args.chunk_size,
-                memory_chunk_size=args.memory_chunk_size, normalize=False)
+                q, index, labels, k=args.k,
+                temperature=args.temperature, chunk_size=args.chunk_size)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         return out
 
-    run(query[:8])  # warm-up (kernels, allocator)
+    # warm-up (kernels, allocator; builds the bf16 copy of the memory)
+    run(query[:max(16, min(64, args.queries))])
+    index.stats = type(index.stats)()  # count the timed calls only
     times = []
     base = _rss_bytes()
     reset_ok = _reset_peak()
@@ -153,10 +173,13 @@ def worker(args):
             tic = time.perf_counter()
             out = run(query)
             times.append(time.perf_counter() - tic)
-            del out
     peak = max(sampler.peak, _rss_bytes('VmHWM') if reset_ok else 0)
+    if args.out:
+        torch.save(out, args.out)
     result = dict(
         method=args.worker,
+        fallbacks=index.stats.fallbacks,
+        searched=index.stats.queries,
         seconds=min(times),
         query_patches_per_s=args.queries / min(times),
         rss_before_mib=base / 2**20,
@@ -175,16 +198,26 @@ def main(argv=None):
         return None
     argv = list(sys.argv[1:] if argv is None else argv)
     results = []
+    tmp = tempfile.mkdtemp()
+    outputs = {}
     for method in args.methods:
+        outputs[method] = osp.join(tmp, f'{method}.pt')
         proc = subprocess.run(
             [sys.executable, osp.abspath(__file__), *argv, '--worker',
-             method],
+             method, '--out', outputs[method]],
             capture_output=True, text=True, env=dict(os.environ))
         if proc.returncode != 0:
             print(f'{method}: failed\n{proc.stderr[-2000:]}')
             results.append(dict(method=method, error=proc.stderr[-2000:]))
             continue
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    import torch
+    done = [m for m in ('chunked', 'bf16') if osp.exists(outputs.get(m, ''))]
+    if len(done) == 2:
+        same = torch.equal(*(torch.load(outputs[m]) for m in done))
+        print('chunked (fp32) and bf16 predictions identical:', same)
+        assert same, 'bf16-exact search differs from float32'
+    shutil.rmtree(tmp)
     settings = {k: v for k, v in vars(args).items()
                 if k not in ('worker', 'json')}
     sim_mib = args.queries * args.memory * 4 / 2**20
@@ -192,7 +225,9 @@ def main(argv=None):
         args.memory_chunk_size, args.memory) * 4 / 2**20
     print(f'memory {args.memory:,} x {args.dim}, {args.queries:,} queries, '
           f'k={args.k}, device {args.device}; full similarity matrix '
-          f'{sim_mib:,.0f} MiB, chunked block {block_mib:,.0f} MiB')
+          f'{sim_mib:,.0f} MiB, chunked block {block_mib:,.0f} MiB, bf16 '
+          f'copy of the memory {args.memory * args.dim * 2 / 2**20:,.0f} '
+          'MiB')
     print(f"{'method':<10}{'seconds':>10}{'query patches/s':>18}"
           f"{'extra peak MiB':>16}")
     for r in results:
@@ -200,8 +235,10 @@ def main(argv=None):
             print(f"{r['method']:<10}{'failed':>10}")
             continue
         peak = r.get('extra_peak_cuda_mib', r['extra_peak_rss_mib'])
+        fallback = (f"  {r['fallbacks']}/{r['searched']} fp32 fallbacks"
+                    if r['method'] == 'bf16' else '')
         print(f"{r['method']:<10}{r['seconds']:>10.2f}"
-              f"{r['query_patches_per_s']:>18,.0f}{peak:>16,.0f}")
+              f"{r['query_patches_per_s']:>18,.0f}{peak:>16,.0f}{fallback}")
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(settings=settings, results=results), f, indent=2)
