@@ -234,3 +234,68 @@ def test_remote_schemes_go_through_the_policy(url, payloads, tmp_path,
     with pytest.raises(CheckpointError, match='argparse._os.system'):
         CheckpointLoader.load_checkpoint(url, map_location='cpu')
     payloads.assert_untouched('dotted_argparse')
+
+
+def test_runner_checkpoint_resumes_without_the_switch(tmp_path):
+    """A real mmengine Runner checkpoint (message hub, optimizer, schedulers)
+    resumes under the policy, with no unsafe load."""
+    import warnings
+
+    from mmengine.hooks import Hook
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            out = self.fc(torch.stack(inputs))
+            return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
+
+    class Count(Hook):
+
+        def __init__(self):
+            self.iters = []
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None):
+            self.iters.append(runner.iter)
+
+    def runner(work_dir, max_iters, resume_from=None):
+        return Runner(
+            model=Toy(),
+            work_dir=str(work_dir),
+            train_dataloader=dict(
+                dataset=[dict(inputs=torch.ones(2) * i) for i in range(8)],
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                collate_fn=dict(type='pseudo_collate'),
+                batch_size=2),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1,
+                                              momentum=0.9)),
+            param_scheduler=dict(type='LinearLR', begin=0, end=4),
+            train_cfg=dict(by_epoch=False, max_iters=max_iters),
+            default_hooks=dict(
+                checkpoint=dict(type='CheckpointHook', interval=2,
+                                by_epoch=False)),
+            load_from=resume_from,
+            resume=resume_from is not None,
+            custom_hooks=[Count()],
+            default_scope='mmengine',
+            experiment_name=f'resume_{max_iters}')
+
+    first = runner(tmp_path / 'a', 2)
+    first.train()
+    ckpt = str(tmp_path / 'a' / 'iter_2.pth')
+    assert set(cio.checkpoint_globals(ckpt)) <= set(cio._all_allowed())
+    second = runner(tmp_path / 'b', 4, ckpt)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', cio.UnsafeLoadWarning)
+        second.train()
+    count = [h for h in second.hooks if isinstance(h, Count)][0]
+    assert count.iters == [2, 3], 'did not resume from iteration 2'
+    assert torch.equal(
+        cio.load_checkpoint_file(ckpt)['state_dict']['fc.weight'],
+        first.model.fc.weight.detach())
