@@ -628,8 +628,17 @@ def load_checkpoint_file(path: str,
             f'refused to load {_describe(path)}: its pickle uses objects in a '
             f'way checkpoints do not ({_first_line(detail)}). If you trust '
             'the file, ' + _SWITCH + '.') from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, KeyError,
-            IndexError, ValueError, TypeError, OSError) as e:
+    except RuntimeError as e:
+        if 'device' in str(e) and 'deserialize' in str(e):
+            raise CheckpointError(
+                f'{_describe(path)} holds tensors of a device this machine '
+                f'lacks; load it with map_location="cpu" ({_first_line(e)})'
+            ) from e
+        raise CorruptCheckpointError(
+            f'{_describe(path)} is corrupt or truncated: '
+            f'{type(e).__name__}: {_first_line(e)}') from e
+    except (EOFError, zipfile.BadZipFile, KeyError, IndexError, ValueError,
+            TypeError, OSError) as e:
         raise CorruptCheckpointError(
             f'{_describe(path)} is corrupt or truncated: '
             f'{type(e).__name__}: {_first_line(e)}') from e

@@ -425,3 +425,17 @@ def test_fit_check_refuses_many_shape_mismatches(monkeypatch):
     assert check_state_dict_fit(_Net(), state, max_shape_mismatches=8)
     monkeypatch.setenv(cio.MAX_SHAPE_MISMATCHES_ENV, '10')
     assert check_state_dict_fit(_Net(), state)
+
+
+def test_missing_device_is_not_called_corrupt(tmp_path, monkeypatch):
+    path = str(tmp_path / 'gpu.pth')
+    torch.save({'w': torch.zeros(1)}, path)
+
+    def load(*args, **kwargs):
+        raise RuntimeError('Attempting to deserialize object on a CUDA device '
+                           'but torch.cuda.is_available() is False.')
+
+    monkeypatch.setattr(torch, 'load', load)
+    with pytest.raises(cio.CheckpointError, match='map_location') as info:
+        load_checkpoint_file(path, map_location=None)
+    assert not isinstance(info.value, CorruptCheckpointError)
