@@ -108,12 +108,17 @@ class CrIBoImageFolder(BaseDataset):
             Defaults to :data:`IMG_EXTENSIONS`.
         recursive (bool): Descend into sub-folders. Defaults to True.
         pipeline (Sequence): Processing pipeline. Defaults to ().
+        max_pixels (int, optional): Pixel limit of the pipeline's image
+            loading steps (``CrIBoLoadImageFromFile`` and subclasses), which
+            refuse larger images from their header, before decoding. None
+            keeps their own setting (default 89.5 M pixels).
         **kwargs: Other arguments of :class:`mmengine.dataset.BaseDataset`
             (``test_mode``, ``lazy_init``, ``max_refetch``, ...).
 
     Raises:
         FileNotFoundError: If the folder does not exist.
-        ValueError: If it contains no image.
+        ValueError: If it contains no image, or ``max_pixels`` is given
+            without a loading step to apply it to.
     """
 
     def __init__(self,
@@ -123,6 +128,7 @@ class CrIBoImageFolder(BaseDataset):
                  recursive: bool = True,
                  pipeline: Sequence = (),
                  metainfo: Optional[dict] = None,
+                 max_pixels: Optional[int] = None,
                  **kwargs) -> None:
         if isinstance(data_prefix, str):
             data_prefix = dict(img_path=data_prefix)
@@ -135,6 +141,25 @@ class CrIBoImageFolder(BaseDataset):
             pipeline=pipeline,
             metainfo=metainfo,
             **kwargs)
+        if max_pixels is not None:
+            self._set_max_pixels(max_pixels)
+
+    def _set_max_pixels(self, max_pixels: int) -> None:
+        """Apply a pixel limit to the loading steps of the pipeline."""
+        from .transforms.loading import CrIBoLoadImageFromFile
+        if not isinstance(max_pixels, int) or max_pixels <= 0:
+            raise ValueError(f'{self.__class__.__name__}: max_pixels must be '
+                             f'a positive int or None, got {max_pixels!r}')
+        steps = [
+            t for t in getattr(self.pipeline, 'transforms', [])
+            if isinstance(t, CrIBoLoadImageFromFile)
+        ]
+        if not steps:
+            raise ValueError(
+                f'{self.__class__.__name__}: max_pixels={max_pixels} needs a '
+                'CrIBoLoadImageFromFile step in the pipeline')
+        for step in steps:
+            step.max_pixels = max_pixels
 
     def load_data_list(self) -> List[dict]:
         """Scan the folder.

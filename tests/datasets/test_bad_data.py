@@ -154,6 +154,20 @@ def test_pixel_limit_checked_from_header_before_decoding(tmp_path):
         CrIBoLoadImageFromFile(max_pixels=0)
 
 
+def test_pixel_limit_as_a_dataset_argument(tmp_path, mmpretrain_scope):
+    _img(tmp_path / 'a.png', size=(30, 40))
+    pipeline = [dict(type='CrIBoLoadImageFromFile')]
+    ds = CrIBoImageFolder(
+        data_root=str(tmp_path), pipeline=pipeline, max_pixels=1000)
+    with pytest.raises(ImageTooLargeError, match='a.png'):
+        ds[0]
+    ds = CrIBoImageFolder(
+        data_root=str(tmp_path), pipeline=pipeline, max_pixels=1200)
+    assert ds[0]['img'].shape == (30, 40, 3)
+    with pytest.raises(ValueError, match='needs a CrIBoLoadImageFromFile'):
+        CrIBoImageFolder(data_root=str(tmp_path), max_pixels=1000)
+
+
 def test_pixel_limit_for_formats_pillow_cannot_parse(monkeypatch):
     from cribo_mm.datasets.transforms import loading
     ok, buf = __import__('cv2').imencode('.png', np.zeros((20, 30, 3),
