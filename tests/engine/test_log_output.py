@@ -177,3 +177,24 @@ def test_expected_upstream_warnings_are_filtered_narrowly():
         "'pin_memory' argument is set as true but"
     ]
     assert 'MPS' in str(caught[0].message)
+
+
+def test_orl_stage2_progress_lines_are_titled(capsys):
+    import importlib.util
+
+    from tests.engine.tiny_config import ROOT
+    spec = importlib.util.spec_from_file_location(
+        'orl_common', ROOT / 'tools' / 'orl' / '_common.py')
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    job = types.SimpleNamespace(
+        folder='/runs/stage2/proposals/', chunk_range=lambda c: range(4))
+    bar = common.ShardProgress.for_chunks(job, [0, 1, 2])
+    bar.update(6)
+    bar.update(6)
+    bar.close()
+    assert bar.done == 12
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(',')[0] for line in lines] == [
+        'proposals: 6/12 (50%)', 'proposals: 12/12 (100%)'
+    ]

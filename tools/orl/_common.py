@@ -4,6 +4,7 @@ import json
 import os
 import os.path as osp
 import sys
+from typing import Optional
 
 # Running from a checkout without installing: make ``cribo_mm`` importable.
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -142,13 +143,18 @@ class ShardProgress:
     Args:
         total (int): Items to do.
         show (bool): Draw the bar.
+        title (str, optional): Title of the bar / prefix of the lines.
     """
 
-    def __init__(self, total: int, show: bool = True) -> None:
+    def __init__(self,
+                 total: int,
+                 show: bool = True,
+                 title: Optional[str] = None) -> None:
         from cribo_mm.utils.progress import make_progress
 
         # a bar on a terminal, plain lines when piped
-        self.bar = make_progress(total) if show and total else None
+        self.bar = make_progress(total, title=title) \
+            if show and total else None
         self.done = 0
 
     @classmethod
@@ -159,7 +165,8 @@ class ShardProgress:
         from mmengine.dist import get_rank
         return cls(
             sum(len(job.chunk_range(c)) for c in chunks),
-            show=get_rank() == 0)
+            show=get_rank() == 0,
+            title=osp.basename(osp.normpath(job.folder)))
 
     def update(self, n: int = 1) -> None:
         """Advance by ``n`` items."""
