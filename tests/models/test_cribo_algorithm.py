@@ -83,6 +83,7 @@ def test_loss_terms_backward_and_teacher_update():
     assert losses['loss_global'] > 0
     assert 1 <= float(losses['objects_per_image']) <= 4
     assert 0 <= float(losses['cycle_consistent_ratio']) <= 1
+    assert 0 <= float(losses['bank_search_fallbacks']) <= 1
     total = sum(v for k, v in losses.items() if k.startswith('loss'))
     total.backward()
     assert model.backbone.cls_token.grad is not None

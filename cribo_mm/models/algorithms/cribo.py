@@ -240,8 +240,8 @@ class CrIBo(BaseSelfSupervisor):
             dict[str, Tensor]: ``loss_global``, ``loss_object_crossview``,
             ``loss_object_crossimage`` and logged statistics
             (``objects_per_image``, ``cycle_consistent_ratio``,
-            ``bank_fill``, the teacher entropies of
-            :meth:`CrIBoLoss.collapse_stats`).
+            ``bank_fill``, ``bank_search_fallbacks``, the teacher entropies
+            of :meth:`CrIBoLoss.collapse_stats`).
         """
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError('CrIBo expects exactly two views per image, got '
@@ -371,6 +371,11 @@ class CrIBo(BaseSelfSupervisor):
             retrieval.mask_v2.float().sum()).detach() / (2 * num_objects)
         losses['bank_fill'] = self.memory_bank.fill.detach().to(
             student_global.device)
+        # share of this step's bank queries the low-precision search could
+        # not prove and searched again in fp32 (0 with the fp32 search)
+        losses['bank_search_fallbacks'] = torch.tensor(
+            self.memory_bank.last_search_stats.fallback_rate,
+            device=student_global.device)
         losses.update(stats)
         return losses
 
