@@ -2,6 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export CRIBO_VENV := $(abspath $(VENV))
+# The real-data tests read the CamVid copy named here (skipped when it is
+# absent): `make test CRIBO_CAMVID=/path/to/camvid` for another one.
+CRIBO_CAMVID ?= $(abspath ../shared/data/camvid)
+export CRIBO_CAMVID
 
 .PHONY: env test test-fast demo clean-demo orl-demo readme-figures
 
