@@ -17,6 +17,8 @@ bfloat16 (or float16) matmul:
    candidates are pairwise distinct (no tie whose order only the fp32
    path's ``topk`` decides); every other query is searched again with the
    fp32 path itself (the fallback), so ties keep the fp32 path's order.
+   For k = 1 the fallback scans only the key blocks whose best fast score
+   can reach the proven lower bound of the top-1 score.
 
 Error bound. Let ``q`` be a float32 query and ``y`` a float32 key as the fp32
 path uses them (``y = x / max(||x||, eps)`` with the normalisation, else the
@@ -29,8 +31,9 @@ order, with or without FMA, obeys ``|A - T| <= g(d) sum|q_i y_i|
 <= g(d) ||q|| ||y||``.
 
 The fast path computes ``qh = lp(q s_q)`` and ``yh = lp(y s_y)`` (round to
-nearest; ``s_q``, ``s_y`` are powers of two, 1 for bf16, chosen for fp16 so
-that nothing overflows; scaling by them is exact). With ``q~ = qh / s_q``
+nearest; ``s_q``, ``s_y`` are powers of two, 1 for bf16 and for
+normalised keys, chosen for raw fp16 rows so that nothing overflows;
+scaling by them is exact). With ``q~ = qh / s_q``
 and ``y~ = yh / s_y``: ``q~ = q + dq`` (``dq`` is computed exactly in
 float32) and ``|y~_i - y_i| <= u |y_i| + eta / s_y``, hence, by
 Cauchy-Schwarz,
@@ -62,8 +65,8 @@ columns. MKL does so from 16 query rows and 2 key rows on (smaller
 matrices take another kernel with another summation order; measured on the
 CPUs of this project). Hence the fast path runs only from
 :data:`MIN_ROWS` queries, pads its re-score and fallback batches to that
-many rows, and :func:`block_bounds` never leaves a key block smaller than
-that. Tests compare the results bit for bit with the fp32 path.
+many rows, and :func:`block_bounds` never leaves a last key block shorter
+than that. Tests compare the results bit for bit with the fp32 path.
 """
 import math
 from contextlib import contextmanager
