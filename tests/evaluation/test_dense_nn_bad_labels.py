@@ -119,3 +119,28 @@ def test_clean_labels_do_not_warn(stripes_data, recwarn):
     evaluate_retrieval(ColourPatches(), val, range(3), memory, 3, 255,
                        settings, progress=False)
     assert not [w for w in recwarn if 'label' in str(w.message)]
+
+
+def test_decompression_bomb_refused_before_mmcv_decodes_it(stripes_data):
+    """mmcv's LoadImageFromFile decodes any size; the header is checked
+    first."""
+    import struct
+    import zlib
+
+    from cribo_mm.datasets.transforms.loading import ImageTooLargeError
+
+    def chunk(kind, data):
+        return (struct.pack('>I', len(data)) + kind + data +
+                struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
+
+    # a PNG header announcing 20000 x 20000 pixels, with garbage pixel data
+    ihdr = struct.pack('>IIBBBBB', 20000, 20000, 8, 2, 0, 0, 0)
+    path = osp.join(stripes_data['root'], 'img', 'val', '001.png')
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) +
+                chunk(b'IDAT', b'garbage') + chunk(b'IEND', b''))
+    _, val = _datasets(stripes_data['config'])
+    ds = RetrievalSegDataset(val, [0, 1], img_size=64)
+    assert ds[0]['img'].shape == (3, 64, 64)
+    with pytest.raises(ImageTooLargeError, match=r'001.png.*400000000 pixels'):
+        ds[1]

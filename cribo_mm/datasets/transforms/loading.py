@@ -18,7 +18,8 @@ from ..skipped_files import (SKIP_RECORD_ENV, record_skipped,
 
 __all__ = [
     'DEFAULT_MAX_PIXELS', 'ImageTooLargeError', 'UnreadableImageError',
-    'decode_image', 'image_size_from_header', 'CrIBoLoadImageFromFile'
+    'decode_image', 'image_size_from_header', 'CrIBoCheckImageSize',
+    'CrIBoLoadImageFromFile'
 ]
 
 #: Default pixel limit (Pillow's ``MAX_IMAGE_PIXELS``, about 9459 x 9459;
@@ -68,8 +69,8 @@ class ImageTooLargeError(UnreadableImageError):
                 if width >= 0 else detail or 'its size')
         super().__init__(
             filename, f'{size} exceeds the limit of {max_pixels} pixels '
-            '(max_pixels of CrIBoLoadImageFromFile; raise it for genuinely '
-            'large images, or None to disable the check)')
+            '(max_pixels of the image loading step; raise it for genuinely '
+            'large images)')
 
     def __reduce__(self):
         return (self.__class__, (self.filename, self.width, self.height,
@@ -233,6 +234,57 @@ def decode_image(img_bytes: bytes,
     if max_pixels is not None and height * width > max_pixels:
         raise ImageTooLargeError(filename, width, height, max_pixels)
     return decoded
+
+
+@TRANSFORMS.register_module()
+class CrIBoCheckImageSize(BaseTransform):
+    """Refuse an image above a pixel limit from its header, before a loader
+    that decodes whatever it is given (mmcv's ``LoadImageFromFile``, used by
+    the MMSegmentation datasets: a 20000 x 20000 PNG of a few kB would take
+    1.2 GB there). Place it right before that loader.
+
+    **Required Keys:** ``img_path``
+
+    Args:
+        max_pixels (int): Largest accepted width x height.
+            Defaults to :data:`DEFAULT_MAX_PIXELS`.
+        backend_args (dict, optional): mmengine file backend arguments.
+            Defaults to None.
+
+    Raises:
+        ImageTooLargeError: (when applied) naming the file and its size.
+    """
+
+    def __init__(self,
+                 max_pixels: int = DEFAULT_MAX_PIXELS,
+                 backend_args: Optional[dict] = None) -> None:
+        if not isinstance(max_pixels, int) or max_pixels <= 0:
+            raise ValueError(f'max_pixels must be a positive int, got '
+                             f'{max_pixels!r}')
+        self.max_pixels = max_pixels
+        self.backend_args = backend_args.copy() if backend_args else None
+
+    def transform(self, results: dict) -> dict:
+        """Check the image named by ``results['img_path']``.
+
+        Args:
+            results (dict): Must contain ``img_path``.
+
+        Returns:
+            dict: ``results``, unchanged. A file that cannot be read is left
+            to the loader that follows, which reports it its own way.
+        """
+        filename = results['img_path']
+        try:
+            img_bytes = fileio.get(filename, backend_args=self.backend_args)
+        except Exception:  # noqa: BLE001  (reported by the loader)
+            return results
+        _check_pixels(img_bytes, filename, self.max_pixels)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(max_pixels={self.max_pixels}, '
+                f'backend_args={self.backend_args})')
 
 
 @TRANSFORMS.register_module()

@@ -36,13 +36,22 @@ DEFAULT_LOADING = [
 ]
 
 
-def _loading_steps(pipeline: Optional[Sequence[dict]]) -> List[dict]:
+def _loading_steps(pipeline: Optional[Sequence[dict]]) -> List:
+    """The ``Load*`` steps, with a pixel check before mmcv's image loader
+    (which decodes any size: a decompression bomb would be decoded whole)."""
+    from cribo_mm.datasets.transforms.loading import CrIBoCheckImageSize
     steps = []
     for step in pipeline or []:
         name = step.get('type') if isinstance(step, dict) else None
         if isinstance(name, str) and name.split('.')[-1].startswith('Load'):
             steps.append(copy.deepcopy(dict(step)))
-    return steps or copy.deepcopy(DEFAULT_LOADING)
+    steps = steps or copy.deepcopy(DEFAULT_LOADING)
+    for i, step in enumerate(steps):
+        if step['type'].split('.')[-1] == 'LoadImageFromFile':
+            steps.insert(
+                i, CrIBoCheckImageSize(backend_args=step.get('backend_args')))
+            break
+    return steps
 
 
 def _loading_only(cfg: dict) -> dict:
