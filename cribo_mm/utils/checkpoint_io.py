@@ -32,9 +32,8 @@ Policy:
   ``--unsafe-load``) or the environment variable ``CRIBO_UNSAFE_LOAD=1``
   (for the Runner paths); it warns with :class:`UnsafeLoadWarning`.
 
-Weights that do not fit a model are caught by :func:`check_state_dict_fit`
-(called for every mmengine ``load_state_dict``): no common key, or more than
-:data:`MAX_SHAPE_MISMATCHES` tensors of another shape, is an error.
+Whether loaded weights fit a model is checked by
+:mod:`cribo_mm.utils.weight_fit`.
 """
 import argparse
 import codecs
@@ -57,24 +56,15 @@ from torch import Tensor, nn
 
 __all__ = [
     'CheckpointError', 'CorruptCheckpointError', 'UnsafeCheckpointError',
-    'CheckpointMismatchError', 'UnsafeLoadWarning', 'UNSAFE_LOAD_ENV',
-    'MAX_SHAPE_MISMATCHES', 'MAX_SHAPE_MISMATCHES_ENV', 'allowed_globals',
+    'UnsafeLoadWarning', 'UNSAFE_LOAD_ENV', 'allowed_globals',
     'checkpoint_globals', 'unsafe_load_requested', 'request_unsafe_load',
-    'load_checkpoint_file', 'save_checkpoint', 'check_state_dict_fit'
+    'load_checkpoint_file', 'save_checkpoint'
 ]
 
 #: Environment variable that allows full unpickling for every load of the
 #: process (``1``/``true``/``yes``); used by the Runner paths (``--resume``,
 #: ``load_from``, ``init_cfg``), set by ``--unsafe-load`` of the tools.
 UNSAFE_LOAD_ENV = 'CRIBO_UNSAFE_LOAD'
-
-#: Most tensors whose shape may differ between a checkpoint and the model it
-#: is loaded into (they keep their initialisation) before the load is an
-#: error. A few are normal (a new classifier: weight and bias; a resized
-#: position embedding); more mean another architecture. Override with the
-#: environment variable :data:`MAX_SHAPE_MISMATCHES_ENV`.
-MAX_SHAPE_MISMATCHES = 4
-MAX_SHAPE_MISMATCHES_ENV = 'CRIBO_MAX_SHAPE_MISMATCHES'
 
 _SWITCH = (f'pass --unsafe-load to the tool, or set {UNSAFE_LOAD_ENV}=1 for '
            'the Runner (--resume, load_from, init_cfg)')
@@ -102,10 +92,6 @@ class UnsafeCheckpointError(CheckpointError):
     def __init__(self, message: str, refused: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.globals = list(refused)
-
-
-class CheckpointMismatchError(CheckpointError):
-    """Weights that do not fit the model they are loaded into."""
 
 
 class UnsafeLoadWarning(UserWarning):
@@ -680,79 +666,3 @@ def save_checkpoint(obj: Mapping, path: str) -> None:
                         'other than tensors, containers and scalars')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     torch.save(obj, path)
-
-
-# ----------------------------------------------------------------------
-# weights vs model
-# ----------------------------------------------------------------------
-def _max_shape_mismatches() -> int:
-    value = os.environ.get(MAX_SHAPE_MISMATCHES_ENV)
-    if value is None or not value.strip():
-        return MAX_SHAPE_MISMATCHES
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f'{MAX_SHAPE_MISMATCHES_ENV}={value!r} is not an '
-                         'integer') from None
-
-
-def _listing(items: List[str], limit: int = 8) -> str:
-    text = '; '.join(items[:limit])
-    if len(items) > limit:
-        text += f'; ... ({len(items)} in all)'
-    return text
-
-
-def check_state_dict_fit(module: nn.Module,
-                         state_dict: Mapping[str, Any],
-                         source: Optional[str] = None,
-                         max_shape_mismatches: Optional[int] = None) -> Dict:
-    """Refuse weights that do not fit a model at all.
-
-    Args:
-        module (nn.Module): The model (unwrapped) receiving the weights.
-        state_dict (Mapping[str, Any]): The weights, keys as the model's.
-        source (str, optional): Where they come from, for the message.
-        max_shape_mismatches (int, optional): Most tensors allowed to differ
-            in shape. Defaults to :data:`MAX_SHAPE_MISMATCHES` or
-            :data:`MAX_SHAPE_MISMATCHES_ENV`.
-
-    Returns:
-        dict: ``matched``, ``missing``, ``unexpected`` (key counts) and
-        ``shape_mismatches`` (list of keys).
-
-    Raises:
-        CheckpointMismatchError: No key in common, or more than
-            ``max_shape_mismatches`` tensors differ in shape.
-    """
-    if max_shape_mismatches is None:
-        max_shape_mismatches = _max_shape_mismatches()
-    own = module.state_dict()
-    keys = [k for k, v in state_dict.items() if isinstance(v, Tensor)]
-    matched = [k for k in keys if k in own]
-    where = f' from {source}' if source else ''
-    if own and keys and not matched:
-        raise CheckpointMismatchError(
-            f'none of the {len(keys)} checkpoint tensors{where} matches a '
-            f'parameter or buffer of {type(module).__name__} '
-            f'({len(own)} entries): the checkpoint is of another '
-            f'architecture or has another key prefix. Checkpoint keys: '
-            f'{_listing(sorted(keys), 5)}; model keys: '
-            f'{_listing(sorted(own), 5)}')
-    mismatched = [
-        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-        f'{tuple(own[k].shape)}' for k in matched
-        if tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-    if len(mismatched) > max_shape_mismatches:
-        raise CheckpointMismatchError(
-            f'{len(mismatched)} of the {len(matched)} matching tensors'
-            f'{where} differ in shape from {type(module).__name__} (at most '
-            f'{max_shape_mismatches} allowed, {MAX_SHAPE_MISMATCHES_ENV}): '
-            f'the checkpoint is of another architecture or width. '
-            f'{_listing(mismatched)}')
-    return dict(
-        matched=len(matched),
-        missing=len(set(own) - set(keys)),
-        unexpected=len(set(keys) - set(own)),
-        shape_mismatches=mismatched)

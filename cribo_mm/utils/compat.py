@@ -23,8 +23,8 @@ Fixes:
   only logs a warning when no key of the checkpoint matches the model, or
   every tensor has another shape, and training goes on from a random
   network. It is wrapped by :func:`load_state_dict_checked`, which raises
-  :class:`~cribo_mm.utils.checkpoint_io.CheckpointMismatchError` first (see
-  :func:`~cribo_mm.utils.checkpoint_io.check_state_dict_fit`).
+  :class:`~cribo_mm.utils.weight_fit.CheckpointMismatchError` first (see
+  :func:`~cribo_mm.utils.weight_fit.check_state_dict_fit`).
 * **Distributed training on CPU.** mmengine 0.10.7 calls
   ``torch.cuda.set_device`` unconditionally when launched by torchrun, so
   ``tools/dist_train.sh`` dies on a machine without CUDA. Without CUDA we
@@ -85,11 +85,12 @@ from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint_io import check_state_dict_fit, load_checkpoint_file
+from .checkpoint_io import load_checkpoint_file
 from .dataloader_check import check_loader_not_empty
 from .dist_faults import dist_timeout
 from .listing import list_dir_or_file
 from .log_filters import install_log_filters
+from .weight_fit import check_state_dict_fit
 
 __all__ = [
     'adjust_hue', 'init_dist_pytorch', 'load_local_checkpoint',

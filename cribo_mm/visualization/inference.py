@@ -146,8 +146,8 @@ def load_cribo_model(config: str,
     import cribo_mm  # noqa: F401  (registers, applies compat fixes)
     from cribo_mm.registry import MODELS
     from cribo_mm.utils import register_all_modules
-    from cribo_mm.utils.checkpoint_io import (CheckpointMismatchError,
-                                              load_checkpoint_file)
+    from cribo_mm.utils.checkpoint_io import load_checkpoint_file
+    from cribo_mm.utils.weight_fit import CheckpointMismatchError
 
     _check_file(config, 'config')
     if checkpoint is not None and str(checkpoint).lower() != 'none':

@@ -16,11 +16,9 @@ import torch
 from torch import nn
 
 from cribo_mm.utils import checkpoint_io as cio
-from cribo_mm.utils.checkpoint_io import (CheckpointMismatchError,
-                                          CorruptCheckpointError,
+from cribo_mm.utils.checkpoint_io import (CorruptCheckpointError,
                                           UnsafeCheckpointError,
                                           UnsafeLoadWarning,
-                                          check_state_dict_fit,
                                           checkpoint_globals,
                                           load_checkpoint_file)
 from tests.security.payloads import (PAYLOAD_NAMES, ZIP_PAYLOAD_NAMES,
@@ -40,7 +38,6 @@ def _no_unsafe_env(monkeypatch):
     # set (not deleted) so that monkeypatch restores it after tests that
     # call request_unsafe_load()
     monkeypatch.setenv(cio.UNSAFE_LOAD_ENV, '0')
-    monkeypatch.delenv(cio.MAX_SHAPE_MISMATCHES_ENV, raising=False)
 
 
 def test_payload_list_is_complete(payloads):
@@ -384,47 +381,6 @@ def test_legacy_format_is_refused_even_when_clean(tmp_path):
     with pytest.warns(UnsafeLoadWarning):
         assert torch.equal(load_checkpoint_file(path, unsafe=True)['w'],
                            torch.ones(2))
-
-
-# ----------------------------------------------------------------------
-# weights vs model
-# ----------------------------------------------------------------------
-class _Net(nn.Module):
-
-    def __init__(self, width=4):
-        super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(4))
-
-
-def test_fit_check_accepts_partial_and_few_mismatches():
-    net = _Net()
-    state = _Net().state_dict()
-    state['layers.0.weight'] = torch.zeros(5, 4)
-    state['layers.0.bias'] = torch.zeros(5)
-    del state['layers.3.bias']
-    state['extra'] = torch.zeros(1)
-    info = check_state_dict_fit(net, state)
-    assert info['matched'] == 7 and info['missing'] == 1
-    assert info['unexpected'] == 1 and len(info['shape_mismatches']) == 2
-
-
-def test_fit_check_refuses_disjoint_keys():
-    with pytest.raises(CheckpointMismatchError, match='none of the 2') as e:
-        check_state_dict_fit(_Net(), {'conv1.weight': torch.zeros(1),
-                                      'fc.bias': torch.zeros(1)},
-                             source='r50.pth')
-    assert 'r50.pth' in str(e.value) and 'layers.0.weight' in str(e.value)
-
-
-def test_fit_check_refuses_many_shape_mismatches(monkeypatch):
-    state = _Net(width=8).state_dict()
-    with pytest.raises(CheckpointMismatchError, match='8 of the 8') as e:
-        check_state_dict_fit(_Net(), state)
-    assert 'layers.0.weight: checkpoint (8, 8) vs model (4, 4)' in str(
-        e.value)
-    assert check_state_dict_fit(_Net(), state, max_shape_mismatches=8)
-    monkeypatch.setenv(cio.MAX_SHAPE_MISMATCHES_ENV, '10')
-    assert check_state_dict_fit(_Net(), state)
 
 
 def test_missing_device_is_not_called_corrupt(tmp_path, monkeypatch):

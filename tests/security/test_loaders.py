@@ -243,6 +243,7 @@ def test_runner_checkpoint_resumes_without_the_switch(tmp_path):
 
     from mmengine.hooks import Hook
     from mmengine.model import BaseModel
+    from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
     class Toy(BaseModel):
@@ -286,14 +287,16 @@ def test_runner_checkpoint_resumes_without_the_switch(tmp_path):
             default_scope='mmengine',
             experiment_name=f'resume_{max_iters}')
 
-    first = runner(tmp_path / 'a', 2)
-    first.train()
-    ckpt = str(tmp_path / 'a' / 'iter_2.pth')
-    assert set(cio.checkpoint_globals(ckpt)) <= set(cio._all_allowed())
-    second = runner(tmp_path / 'b', 4, ckpt)
-    with warnings.catch_warnings():
-        warnings.simplefilter('error', cio.UnsafeLoadWarning)
-        second.train()
+    # the Runners' default scope must not outlive the test
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        first = runner(tmp_path / 'a', 2)
+        first.train()
+        ckpt = str(tmp_path / 'a' / 'iter_2.pth')
+        assert set(cio.checkpoint_globals(ckpt)) <= set(cio._all_allowed())
+        second = runner(tmp_path / 'b', 4, ckpt)
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', cio.UnsafeLoadWarning)
+            second.train()
     count = [h for h in second.hooks if isinstance(h, Count)][0]
     assert count.iters == [2, 3], 'did not resume from iteration 2'
     assert torch.equal(

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from cribo_mm.utils import checkpoint_io as cio
-from cribo_mm.utils.checkpoint_io import CheckpointMismatchError
+from cribo_mm.utils import weight_fit
+from cribo_mm.utils.weight_fit import (CheckpointMismatchError,
+                                       check_state_dict_fit)
 from tests.engine.tiny_config import DEMO_CONFIG, ROOT, TINY_OPTIONS
 
 # the hand-built payloads use pickle protocol 4, which torch warns about
@@ -24,7 +26,46 @@ def _defaults(monkeypatch):
     # set (not deleted) so that monkeypatch restores it after tests that
     # call request_unsafe_load()
     monkeypatch.setenv(cio.UNSAFE_LOAD_ENV, '0')
-    monkeypatch.delenv(cio.MAX_SHAPE_MISMATCHES_ENV, raising=False)
+    monkeypatch.delenv(weight_fit.MAX_SHAPE_MISMATCHES_ENV, raising=False)
+
+
+class _Net(torch.nn.Module):
+
+    def __init__(self, width=4):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(
+            torch.nn.Linear(width, width) for _ in range(4))
+
+
+def test_fit_check_accepts_partial_and_few_mismatches():
+    net = _Net()
+    state = _Net().state_dict()
+    state['layers.0.weight'] = torch.zeros(5, 4)
+    state['layers.0.bias'] = torch.zeros(5)
+    del state['layers.3.bias']
+    state['extra'] = torch.zeros(1)
+    info = check_state_dict_fit(net, state)
+    assert info['matched'] == 7 and info['missing'] == 1
+    assert info['unexpected'] == 1 and len(info['shape_mismatches']) == 2
+
+
+def test_fit_check_refuses_disjoint_keys():
+    with pytest.raises(CheckpointMismatchError, match='none of the 2') as e:
+        check_state_dict_fit(_Net(), {'conv1.weight': torch.zeros(1),
+                                      'fc.bias': torch.zeros(1)},
+                             source='r50.pth')
+    assert 'r50.pth' in str(e.value) and 'layers.0.weight' in str(e.value)
+
+
+def test_fit_check_refuses_many_shape_mismatches(monkeypatch):
+    state = _Net(width=8).state_dict()
+    with pytest.raises(CheckpointMismatchError, match='8 of the 8') as e:
+        check_state_dict_fit(_Net(), state)
+    assert 'layers.0.weight: checkpoint (8, 8) vs model (4, 4)' in str(
+        e.value)
+    assert check_state_dict_fit(_Net(), state, max_shape_mismatches=8)
+    monkeypatch.setenv(weight_fit.MAX_SHAPE_MISMATCHES_ENV, '10')
+    assert check_state_dict_fit(_Net(), state)
 
 
 def _tiny_cribo():
