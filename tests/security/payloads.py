@@ -183,13 +183,12 @@ def build_payloads(folder: str, target: str,
                   _call(g('builtins', '__import__'), s('os')), s('system')),
             s(shell)), 'builtins.__import__'),
     }
-    harmless = ('getattr_history_buffer', 'getattr_chain',
-                'torch_jit_compile')
     out = {}
     for name, (value, culprit) in zip_payloads.items():
         path = write_zip_checkpoint(
             osp.join(folder, f'{name}.pth'), _checkpoint_pickle(value))
-        out[name] = Payload(path, culprit, 'zip', name not in harmless)
+        out[name] = Payload(path, culprit, 'zip',
+                            name not in NO_VISIBLE_EFFECT)
     # torch.save itself, new format, with an object that reduces to exec
     path = osp.join(folder, 'torch_save_reduce.pth')
     torch.save({'state_dict': {}, 'x': _Reduce(exec, code)}, path)
@@ -225,3 +224,7 @@ PAYLOAD_NAMES = (
     'functools_partial', 'stack_global', 'inst_opcode', 'import_module',
     'torch_save_reduce', 'legacy', 'raw_pickle')
 ZIP_PAYLOAD_NAMES = PAYLOAD_NAMES[:-2]
+#: Payloads refused for what they reach (a method's globals, TorchScript
+#: compilation), without a visible effect of their own.
+NO_VISIBLE_EFFECT = ('getattr_history_buffer', 'getattr_chain',
+                     'torch_jit_compile')
