@@ -2,11 +2,18 @@
 """Procedurally generated scene-centric images with per-pixel class masks.
 
 The demo data needs no download. Every image shows several objects of six
-categories over a textured background. A category fixes the shape, the
-texture and the colour family of its objects, so a good dense representation
-separates them. Objects vary in number, scale, aspect, rotation and position
-(partly outside the frame), and later objects occlude earlier ones; the mask
-records the visible category of every pixel (0 = background).
+categories over an untextured background with clutter (untextured blobs,
+background class). A category fixes the shape and the texture of its objects
+(stripes, checkerboard, dots, concentric rings, zigzag, grain); colours are
+drawn per object from the whole colour wheel, background and clutter from
+the same distribution, so colour says nothing about the class: a dense
+representation must tell textures and shapes apart, and the colour
+augmentations of self-supervised training do not remove the cue. Objects
+vary in number, scale, aspect, rotation and position (partly outside the
+frame), and later objects occlude earlier ones; the mask records the visible
+category of every pixel (0 = background). Version 1 of the generator (until
+``DEMO_VERSION`` 2) gave each category a colour family instead; its caches
+are not reused (the version is part of the cache folder name).
 
 Generation is vectorised NumPy, written with Pillow, and deterministic: image
 ``k`` of a split is drawn from its own generator seeded by
@@ -36,11 +43,12 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
-    'DEMO_CLASSES', 'DEMO_PALETTE', 'DEMO_VERSION', 'demo_scenes_root',
+    'CATEGORY_TEXTURES', 'DEMO_CLASSES', 'DEMO_PALETTE', 'DEMO_VERSION',
+    'demo_scenes_root',
     'ensure_demo_scenes', 'generate_demo_scenes', 'render_scene'
 ]
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 DEMO_CLASSES = ('background', 'disc', 'box', 'triangle', 'star', 'ring',
                 'cross')
 DEMO_PALETTE = [[0, 0, 0], [220, 40, 40], [40, 80, 220], [40, 180, 60],
@@ -48,15 +56,21 @@ DEMO_PALETTE = [[0, 0, 0], [220, 40, 40], [40, 80, 220], [40, 180, 60],
 SPLITS = ('train', 'val')
 _SPLIT_CODE = {'train': 0, 'val': 1}
 
-# per category (1..6): hue centre in degrees and texture name
-_CATEGORY_STYLE = {
-    1: (0., 'shaded'),  # disc: red, spherical shading
-    2: (222., 'stripes'),  # box: blue, stripes
-    3: (122., 'checker'),  # triangle: green, checkerboard
-    4: (55., 'dots'),  # star: yellow, polka dots
-    5: (285., 'radial'),  # ring: purple, radial gradient
-    6: (185., 'grain'),  # cross: cyan, grainy noise
+#: Texture of each category (1..6). Colours are drawn per object from the
+#: whole colour wheel, so only shape and texture tell the categories apart.
+CATEGORY_TEXTURES = {
+    1: 'stripes',  # disc
+    2: 'checker',  # box
+    3: 'dots',  # triangle
+    4: 'rings',  # star: concentric rings around the object centre
+    5: 'zigzag',  # ring
+    6: 'grain',  # cross: fine random grain
 }
+#: Image side for which the texture periods are given; they scale with
+#: ``min(H, W) / _REF_SIDE`` but not below ``_MIN_SCALE`` (at 128 px and
+#: below, a period of 5 px or more stays resolved by 8-px patches).
+_REF_SIDE = 256.
+_MIN_SCALE = 0.75
 
 PathLike = Union[str, Path]
 
@@ -79,6 +93,29 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     f = v[..., None] - v[..., None] * s[..., None] * np.clip(
         np.minimum(k, 4. - k), 0., 1.)
     return f * 255.
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    """Any hue, saturation 0-1, value 0.25-1: RGB (3,) float32."""
+    return _hsv_to_rgb(
+        rng.uniform(0., 360.), rng.uniform(0., 1.), rng.uniform(0.25, 1.))
+
+
+def _colour_pair(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """Two random colours that differ enough for a texture to be visible.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: RGB (3,) float32 each, at least 60
+        apart (Euclidean, 0-255 scale).
+    """
+    first = _random_colour(rng)
+    for _ in range(20):
+        second = _random_colour(rng)
+        if np.linalg.norm(first - second) >= 60.:
+            break
+    else:  # very unlikely: make it lighter or darker instead
+        second = np.where(first.mean() > 127., first * 0.4, first * 0.4 + 150.)
+    return first, second.astype(np.float32)
 
 
 def _smooth_noise(rng: np.random.Generator, shape: Tuple[int, int], cells: int,
@@ -106,37 +143,50 @@ def _smooth_noise(rng: np.random.Generator, shape: Tuple[int, int], cells: int,
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A textured, low-saturation background (possibly two regions)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    """Untextured background: smooth blotches of two random colours.
 
-    def layer():
-        hue = rng.uniform(0., 360.)
-        base = _hsv_to_rgb(hue, rng.uniform(0.05, 0.35), rng.uniform(0.3, 0.8))
-        img = np.broadcast_to(base, (h, w, 3)).astype(np.float32)
-        img = img + 35. * _smooth_noise(rng,
-                                        (h, w), int(rng.integers(2, 6)), 3)
-        kind = int(rng.integers(0, 3))
-        if kind == 0:  # wood-like waves
-            theta = rng.uniform(0., np.pi)
-            period = rng.uniform(10., 40.)
-            warp = 6. * _smooth_noise(rng, (h, w), 4, 1)[..., 0]
-            phase = (xx * np.cos(theta) + yy * np.sin(theta) + warp)
-            img = img + 18. * np.sin(2 * np.pi * phase / period)[..., None]
-        elif kind == 1:  # speckle
-            img = img + rng.normal(0., 14., size=(h, w, 1)).astype(np.float32)
-        else:  # blotches
-            img = img + 30. * np.sign(
-                _smooth_noise(rng, (h, w), int(rng.integers(6, 14)), 1))
-        return img
+    Its colours come from the same distribution as the objects', so only
+    the absence of a fine periodic texture marks it.
+    """
+    first, second = _colour_pair(rng)
+    weight = 0.5 + 0.5 * _smooth_noise(rng, (h, w), int(rng.integers(2, 5)),
+                                       1)
+    weight = np.clip(weight, 0., 1.)
+    img = first * (1. - weight) + second * weight
+    return img + 12. * _smooth_noise(rng, (h, w), 8, 3)
 
-    img = layer()
-    if rng.uniform() < 0.6:  # scene-like split (e.g. wall / floor)
-        other = layer()
-        slope = rng.uniform(-0.3, 0.3)
-        level = rng.uniform(0.3, 0.7) * h
-        below = yy > (level + slope * (xx - w / 2.))
-        img = np.where(below[..., None], other, img)
-    return img
+
+def _clutter(rng: np.random.Generator, img: np.ndarray, count: int,
+             short: int) -> None:
+    """Paint untextured blobs (ellipses, background class) in place.
+
+    Args:
+        rng (np.random.Generator): Random generator.
+        img (np.ndarray): (H, W, 3) float32 image, modified.
+        count (int): Number of blobs.
+        short (int): Shorter image side.
+    """
+    h, w = img.shape[:2]
+    for _ in range(count):
+        radius = rng.uniform(0.03, 0.12) * short
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        ext = int(np.ceil(radius)) + 1
+        x0, x1 = max(0, int(cx) - ext), min(w, int(cx) + ext + 1)
+        y0, y1 = max(0, int(cy) - ext), min(h, int(cy) + ext + 1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        aspect = rng.uniform(0.4, 1.)
+        theta = rng.uniform(0., np.pi)
+        dx, dy = xx - cx, yy - cy
+        a = (np.cos(theta) * dx + np.sin(theta) * dy) / radius
+        b = (-np.sin(theta) * dx + np.cos(theta) * dy) / (radius * aspect)
+        rho2 = a * a + b * b
+        inside = rho2 <= 1.
+        shade = (1. - 0.35 * rho2)[..., None]  # soft, untextured
+        colour = _random_colour(rng)
+        region = img[y0:y1, x0:x1]
+        region[inside] = (colour * shade)[inside]
 
 
 def _shape_mask(category: int, a: np.ndarray, b: np.ndarray,
@@ -167,9 +217,9 @@ def _shape_mask(category: int, a: np.ndarray, b: np.ndarray,
         radius = 0.42 + 0.58 * np.abs(1. - 2. * t)
         inside = rho <= radius
     elif category == 5:  # ring
-        inside = (rho <= 1.) & (rho >= 0.55)
+        inside = (rho <= 1.) & (rho >= 0.5)
     elif category == 6:  # plus-shaped cross
-        arm = 0.32
+        arm = 0.34
         inside = ((np.abs(a) <= arm) &
                   (np.abs(b) <= 1.)) | ((np.abs(b) <= arm) & (np.abs(a) <= 1.))
     else:
@@ -178,60 +228,93 @@ def _shape_mask(category: int, a: np.ndarray, b: np.ndarray,
 
 
 def _texture(rng: np.random.Generator, kind: str, a: np.ndarray, b: np.ndarray,
-             rho: np.ndarray, radius: float) -> np.ndarray:
-    """Texture mixing weight in [0, 1] over the object's local grid."""
-    if kind == 'shaded':
-        return 1. - np.sqrt(np.clip(1. - rho * rho, 0., 1.))
+             rho: np.ndarray, radius: float, scale: float) -> np.ndarray:
+    """Texture mixing weight in [0, 1] over the object's local grid.
+
+    Args:
+        rng (np.random.Generator): Random generator.
+        kind (str): One of :data:`CATEGORY_TEXTURES`' values.
+        a (np.ndarray): Rotated x coordinate / radius.
+        b (np.ndarray): Rotated y coordinate / radius.
+        rho (np.ndarray): ``sqrt(a^2 + b^2)``.
+        radius (float): Object radius in pixels.
+        scale (float): Scale of the periods (1 for 256-px images).
+
+    Returns:
+        np.ndarray: Weight of the second colour, same shape as ``a``.
+    """
+    x, y = a * radius, b * radius  # pixels, object frame
     if kind == 'stripes':
-        period = rng.uniform(6., 11.)
-        return (np.sin(2. * np.pi * a * radius / period)
-                > 0).astype(np.float32)
+        period = rng.uniform(7., 11.) * scale
+        return (np.sin(2. * np.pi * x / period) > 0).astype(np.float32)
     if kind == 'checker':
-        period = rng.uniform(7., 12.)
-        return (
-            (np.floor(a * radius / period) + np.floor(b * radius / period)) %
-            2).astype(np.float32)
+        period = rng.uniform(8., 12.) * scale
+        return ((np.floor(x / period) + np.floor(y / period)) %
+                2).astype(np.float32)
     if kind == 'dots':
-        period = rng.uniform(7., 11.)
-        da = (a * radius) % period - period / 2.
-        db = (b * radius) % period - period / 2.
-        return (da * da + db * db < (0.3 * period)**2).astype(np.float32)
-    if kind == 'radial':
-        return np.clip((rho - 0.55) / 0.45, 0., 1.)
+        period = rng.uniform(8., 12.) * scale
+        dx = x % period - period / 2.
+        dy = y % period - period / 2.
+        return (dx * dx + dy * dy < (0.3 * period)**2).astype(np.float32)
+    if kind == 'rings':
+        period = rng.uniform(7., 11.) * scale
+        return (np.sin(2. * np.pi * rho * radius / period) >
+                0).astype(np.float32)
+    if kind == 'zigzag':
+        period = rng.uniform(9., 13.) * scale
+        tri = np.abs((x / period) % 2. - 1.)  # triangle wave in [0, 1]
+        return (np.sin(2. * np.pi * (y + 0.6 * period * tri) / period) >
+                0).astype(np.float32)
     if kind == 'grain':
-        return rng.uniform(0., 1., size=a.shape).astype(np.float32)
+        cell = max(1, int(round(2 * scale)))
+        noise = rng.uniform(0., 1., size=(int(np.ceil(a.shape[0] / cell)),
+                                          int(np.ceil(a.shape[1] / cell))))
+        noise = np.repeat(np.repeat(noise, cell, 0), cell, 1)
+        return (noise[:a.shape[0], :a.shape[1]] > 0.5).astype(np.float32)
     raise ValueError(f'unknown texture {kind}')
 
 
 def render_scene(
     rng: np.random.Generator,
     image_size: Tuple[int, int] = (256, 256),
-    num_objects: Tuple[int, int] = (4, 10),
-    radius_range: Tuple[float, float] = (0.07, 0.28)
+    num_objects: Tuple[int, int] = (4, 8),
+    radius_range: Tuple[float, float] = (0.1, 0.3),
+    num_clutter: Tuple[int, int] = (2, 6)
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Render one scene and its class mask.
+
+    The background and the clutter (untextured blobs, background class)
+    are painted first, then the objects, later ones occluding earlier ones.
+    Every object draws its own two colours from the whole colour wheel and
+    its own position, radius, rotation and aspect; its category fixes its
+    shape and its texture (:data:`CATEGORY_TEXTURES`). A global
+    illumination gradient and sensor noise finish the picture.
 
     Args:
         rng (np.random.Generator): Random generator (consumed).
         image_size (tuple[int, int]): ``(H, W)``. Defaults to (256, 256).
         num_objects (tuple[int, int]): Inclusive range of the number of
-            objects. Defaults to (4, 10).
+            objects. Defaults to (4, 8).
         radius_range (tuple[float, float]): Range of the object radius as a
             fraction of ``min(H, W)``, sampled log-uniformly. Defaults to
-            (0.07, 0.28).
+            (0.1, 0.3).
+        num_clutter (tuple[int, int]): Inclusive range of the number of
+            clutter blobs. Defaults to (2, 6).
 
     Returns:
         tuple[np.ndarray, np.ndarray]: RGB image ``(H, W, 3)`` uint8 and
         class mask ``(H, W)`` uint8 with values in ``0..6``.
     """
     h, w = image_size
-    img = _background(rng, h, w)
-    mask = np.zeros((h, w), np.uint8)
     short = min(h, w)
+    scale = max(short / _REF_SIDE, _MIN_SCALE)
+    img = _background(rng, h, w)
+    _clutter(rng, img,
+             int(rng.integers(num_clutter[0], num_clutter[1] + 1)), short)
+    mask = np.zeros((h, w), np.uint8)
     n = int(rng.integers(num_objects[0], num_objects[1] + 1))
     for _ in range(n):
         category = int(rng.integers(1, len(DEMO_CLASSES)))
-        hue_c, tex = _CATEGORY_STYLE[category]
         radius = float(
             np.exp(
                 rng.uniform(
@@ -240,15 +323,12 @@ def render_scene(
         cx, cy = rng.uniform(-0.1 * w, 1.1 * w), rng.uniform(-0.1 * h, 1.1 * h)
         theta = rng.uniform(0., 2. * np.pi)
         aspect = rng.uniform(0.7, 1.0)
+        col1, col2 = _colour_pair(rng)
         ext = 1.25 * radius  # boxes reach 0.85 * sqrt(2) radii
-        x0, x1 = int(max(0,
-                         np.floor(cx -
-                                  ext))), int(min(w,
-                                                  np.ceil(cx + ext) + 1))
-        y0, y1 = int(max(0,
-                         np.floor(cy -
-                                  ext))), int(min(h,
-                                                  np.ceil(cy + ext) + 1))
+        x0 = int(max(0, np.floor(cx - ext)))
+        x1 = int(min(w, np.ceil(cx + ext) + 1))
+        y0 = int(max(0, np.floor(cy - ext)))
+        y1 = int(min(h, np.ceil(cy + ext) + 1))
         if x1 <= x0 or y1 <= y0:
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
@@ -259,18 +339,16 @@ def render_scene(
         inside, rho = _shape_mask(category, a, b, aspect)
         if not inside.any():
             continue
-        hue = hue_c + rng.uniform(-12., 12.)
-        sat, val = rng.uniform(0.55, 0.95), rng.uniform(0.6, 0.95)
-        col1 = _hsv_to_rgb(hue, sat, val)
-        col2 = _hsv_to_rgb(hue + rng.uniform(-8., 8.), sat * 0.9, val * 0.5)
-        t = _texture(rng, tex, a, b, rho, radius)[..., None]
+        t = _texture(rng, CATEGORY_TEXTURES[category], a, b, rho, radius,
+                     scale)[..., None]
         patch = col1 * (1. - t) + col2 * t
         region = img[y0:y1, x0:x1]
         region[inside] = patch[inside]
         mask[y0:y1, x0:x1][inside] = category
     # global illumination gradient and sensor noise
     light = 1. + 0.15 * _smooth_noise(rng, (h, w), 2, 1)
-    img = img * light + rng.normal(0., 3., size=(h, w, 3)).astype(np.float32)
+    img *= light
+    img += 3. * rng.standard_normal(size=(h, w, 3), dtype=np.float32)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
 
 

@@ -212,7 +212,7 @@ def test_demo_cache_is_atomic_and_shared(tmp_path):
         image_size=(64, 80),
         cache_root=tmp_path)
     assert root == demo_scenes_root(3, 4, 2, (64, 80), tmp_path)
-    assert root.name == 'v1-seed3-64x80-4+2'
+    assert root.name == 'v2-seed3-64x80-4+2'
     assert (root / 'meta.json').is_file()
     assert [p.name for p in tmp_path.iterdir()] == [root.name]  # no temp
     mtime = (root / 'meta.json').stat().st_mtime_ns

@@ -11,6 +11,9 @@ from tests.engine.tiny_config import logged_scalars, train
 pytestmark = pytest.mark.slow
 
 TERMS = ('loss_global', 'loss_object_crossview', 'loss_object_crossimage')
+# the demo recipe does not freeze the last layers; these runs do in epoch 0
+# to check that the hook's schedule survives a resume
+FREEZE = ['custom_hooks.0.freeze_last_layer_epochs=1']
 
 
 def _by_iter(records):
@@ -20,7 +23,7 @@ def _by_iter(records):
 @pytest.fixture(scope='module')
 def full_run(tmp_path_factory):
     work = tmp_path_factory.mktemp('full')
-    train(work)
+    train(work, options=FREEZE)
     return work
 
 
@@ -42,7 +45,7 @@ def test_training_writes_checkpoints_and_logs(full_run):
 
 def test_resume_reproduces_uninterrupted_run(full_run, tmp_path):
     shutil.copy(full_run / 'epoch_1.pth', tmp_path / 'epoch_1.pth')
-    train(tmp_path, '--resume', str(tmp_path / 'epoch_1.pth'))
+    train(tmp_path, '--resume', str(tmp_path / 'epoch_1.pth'), options=FREEZE)
     full = _by_iter(logged_scalars(full_run))
     resumed = _by_iter(logged_scalars(tmp_path))
     assert sorted(resumed) == [5, 6, 7, 8]

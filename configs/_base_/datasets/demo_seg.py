@@ -1,21 +1,23 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 # Demo scenes as an MMSegmentation data set (7 classes, 0 = background is a
-# class) for dense evaluation. Use under default_scope='mmseg'. The data are
-# the same files as demo_cribo.py (same seed and sizes -> same cache folder);
-# set data_root to use an explicit folder instead.
+# class) for dense evaluation (`make demo`: dense NN retrieval, memory from
+# train, queries from val). Use under default_scope='mmseg'. The data are
+# the same files as demo_cribo_cpu.py, the CPU recipe's pretraining set
+# (same seed, sizes and counts -> same cache folder); set data_root to use
+# an explicit folder instead.
 custom_imports = dict(
     imports=['cribo_mm.datasets'], allow_failed_imports=False)
 
 dataset_type = 'DemoScenesSegDataset'
 demo_args = dict(
-    data_root=None, seed=0, num_train=256, num_val=64, image_size=(256, 256))
-crop_size = (224, 224)
+    data_root=None, seed=0, num_train=512, num_val=128, image_size=(128, 128))
+crop_size = (112, 112)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(
         type='RandomResize',
-        scale=(256, 256),
+        scale=(128, 128),
         ratio_range=(0.875, 1.5),
         keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
