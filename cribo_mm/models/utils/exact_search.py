@@ -90,7 +90,7 @@ _U32 = 2.0**-24
 _FLUSH = 2.0**-126
 _SAFETY = 1.0 + 1e-9
 _NORM_EPS = 1e-12  # F.normalize's default
-_SUB_BLOCK = 4096  # rows normalised and converted at once
+_SUB_BLOCK = 4096  # rows normalised and converted at once (one thread)
 
 #: unit roundoff u and half the smallest subnormal spacing eta
 _FORMATS = {
@@ -308,13 +308,22 @@ class LowPrecisionKeys:
         self._min_scale = 1.0
 
     def _normalize_into(self, rows: Tensor, out: Tensor) -> None:
-        """``out = lp(F.normalize(rows))``, :data:`_SUB_BLOCK` rows at a
-        time so that the float32 rows stay in cache between the passes."""
+        """``out = lp(F.normalize(rows))``.
+
+        Single-threaded on a CPU, :data:`_SUB_BLOCK` rows at a time so that
+        the float32 rows stay in cache between the passes; otherwise in one
+        pass per operation (every operation on a CPU starts the threads,
+        and waiting for them dominates small operations on a busy
+        machine).
+        """
+        step = _SUB_BLOCK if (rows.device.type == 'cpu'
+                              and torch.get_num_threads() == 1) \
+            else rows.shape[0]
         tmp = _scratch(self.workspace, 'rows_fp32',
-                       min(_SUB_BLOCK, rows.shape[0]) * self.dim,
-                       torch.float32, rows.device)
-        for start in range(0, rows.shape[0], _SUB_BLOCK):
-            sub = rows[start:start + _SUB_BLOCK].to(torch.float32)
+                       min(step, rows.shape[0]) * self.dim, torch.float32,
+                       rows.device)
+        for start in range(0, rows.shape[0], step):
+            sub = rows[start:start + step].to(torch.float32)
             num = sub.shape[0]
             denom = _norm(sub).clamp_min(_NORM_EPS)
             normed = torch.div(sub, denom, out=tmp[:num * self.dim].view(
