@@ -513,9 +513,15 @@ def _restricted_load(path: str, map_location: Any,
         use_torch_allowlist = _torch_has_tuple_safe_globals()
     if use_torch_allowlist:
         extra = [(obj, name) for name, obj in allowed_globals().items()]
-        with torch.serialization.safe_globals(extra):
-            return torch.load(
-                path, map_location=map_location, weights_only=True)
+        try:
+            with torch.serialization.safe_globals(extra):
+                return torch.load(
+                    path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            # An opcode torch's unpickler lacks (e.g. FRAME of protocol 4),
+            # not a refusal: the same rules through the restricted one.
+            if 'Unsupported operand' not in str(e):
+                raise
     # torch < 2.6: the same exact names through a restricted unpickler.
     return torch.load(
         path,

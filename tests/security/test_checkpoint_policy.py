@@ -395,3 +395,16 @@ def test_missing_device_is_not_called_corrupt(tmp_path, monkeypatch):
     with pytest.raises(cio.CheckpointError, match='map_location') as info:
         load_checkpoint_file(path, map_location=None)
     assert not isinstance(info.value, CorruptCheckpointError)
+
+
+@pytest.mark.parametrize('use_torch', ENFORCERS)
+def test_protocol_4_checkpoint_loads(use_torch, tmp_path):
+    """STACK_GLOBAL names (protocol >= 4) are resolved by the scan."""
+    path = str(tmp_path / 'p4.pth')
+    saved = _runner_like_checkpoint()
+    torch.save(saved, path, pickle_protocol=4)
+    assert 'mmengine.logging.history_buffer.HistoryBuffer' in \
+        checkpoint_globals(path)
+    loaded = load_checkpoint_file(path, use_torch_allowlist=use_torch)
+    assert loaded['args'] == saved['args']
+    assert loaded['message_hub']['log_scalars']['train/loss'].mean() == 2.0
