@@ -23,6 +23,12 @@ Examples::
     python tools/model_converters/cribo2mmseg.py \\
         work_dirs/vit-s16_coco/epoch_300.pth checkpoints/cribo_vit-s16.pth
     python tools/model_converters/cribo2mmseg.py SRC DST --student
+    # any ViT size: also write DST-stem_<base>.py, an MMSegmentation config
+    # inheriting vit-s16_upernet_1xb8-10k_camvid-352x352.py with this
+    # backbone's architecture (read from the weights; the number of heads
+    # from the training config the checkpoint stores, or --num-heads)
+    python tools/model_converters/cribo2mmseg.py SRC DST \\
+        --config-out --head upernet --dataset camvid
 """
 import argparse
 import sys
@@ -34,6 +40,9 @@ from cribo_mm.models.utils.checkpoint_formats import (extract_backbone,
 from cribo_mm.utils.checkpoint_io import (CheckpointError,
                                           load_checkpoint_file,
                                           save_checkpoint)
+from cribo_mm.utils.mmseg_config_writer import (add_config_arguments,
+                                                resolve_num_heads,
+                                                write_config_from_args)
 
 
 def parse_args(argv=None):
@@ -51,6 +60,7 @@ def parse_args(argv=None):
         action='store_true',
         help='unpickle SRC without restrictions (runs any code a crafted '
         'file holds; only for files you trust)')
+    add_config_arguments(parser, vit=True)
     return parser.parse_args(argv)
 
 
@@ -61,16 +71,21 @@ def main(argv=None):
     backbone = extract_backbone(checkpoint, which=which)
     meta = source_meta(checkpoint, args.src, network=which)
     out = make_backbone_checkpoint(backbone, meta)
-    save_checkpoint(out, args.dst)
     info = validate_vit_state_dict(backbone)
+    info['arch']['num_heads'] = out['meta']['arch']['num_heads'] = \
+        resolve_num_heads(info['arch'], checkpoint, args.num_heads)
+    save_checkpoint(out, args.dst)
     print(f'saved the {which} backbone ({len(backbone)} tensors, arch '
           f'{info["arch"]}, patch {info["patch_size"]}, pretrained at '
           f'{info["img_size"]} px) to {args.dst}')
+    config = write_config_from_args(args, 'vit', info, 'cribo2mmseg.py')
+    if config:
+        print(f'wrote the MMSegmentation config {config}')
     return 0
 
 
 if __name__ == '__main__':
     try:
         sys.exit(main())
-    except (CheckpointError, FileNotFoundError) as error:
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
         sys.exit(f'error: {error}')

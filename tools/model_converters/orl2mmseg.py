@@ -15,11 +15,15 @@ is taken by default, as in the authors' evaluations; ``--network target``
 takes the EMA target. Loading is as in ``cribo2mmseg.py`` (the project's
 allow-list; ``--unsafe-load`` only for a file you trust).
 
-Example::
+Examples::
 
     python tools/model_converters/orl2mmseg.py \\
         work_dirs/orl_resnet50_8xb64-coslr-800e_coco/epoch_800.pth \\
         checkpoints/orl_r50_backbone.pth
+    # any ResNet depth / width: also write an MMSegmentation config that
+    # inherits r50_linear_1xb8-10k_camvid-352x352.py with this backbone
+    python tools/model_converters/orl2mmseg.py SRC DST \\
+        --config-out --head linear --dataset camvid
 """
 import argparse
 import sys
@@ -28,6 +32,8 @@ from cribo_mm.models.utils.checkpoint_formats import source_meta
 from cribo_mm.utils.checkpoint_io import (CheckpointError,
                                           load_checkpoint_file,
                                           save_checkpoint)
+from cribo_mm.utils.mmseg_config_writer import (add_config_arguments,
+                                                write_config_from_args)
 from cribo_mm.utils.resnet_weights import (extract_resnet_backbone,
                                            make_resnet_backbone_checkpoint)
 
@@ -48,6 +54,7 @@ def parse_args(argv=None):
         action='store_true',
         help='unpickle SRC without restrictions (runs any code a crafted '
         'file holds; only for files you trust)')
+    add_config_arguments(parser, vit=False)
     return parser.parse_args(argv)
 
 
@@ -61,11 +68,14 @@ def main(argv=None):
     m = out['meta']
     print(f'saved the {args.network} backbone ({len(backbone)} tensors, '
           f'{m["arch"]}, {m["out_channels"]} output channels) to {args.dst}')
+    config = write_config_from_args(args, 'resnet', m, 'orl2mmseg.py')
+    if config:
+        print(f'wrote the MMSegmentation config {config}')
     return 0
 
 
 if __name__ == '__main__':
     try:
         sys.exit(main())
-    except (CheckpointError, FileNotFoundError) as error:
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
         sys.exit(f'error: {error}')
