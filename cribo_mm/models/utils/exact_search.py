@@ -604,9 +604,8 @@ def certified_topk(queries: Tensor,
 
     device = queries.device
     q_low, terms = _query_terms(queries, dtype)
-    best_val = best_idx = None
     lowp_output = True
-    block_top = []  # best fast score of every block, (Q,) each
+    vals, idxs, block_top = [], [], []
     with _full_precision_accumulation(device):
         for start, end, block, scale in lowp_keys.blocks():
             size = end - start
@@ -614,15 +613,15 @@ def certified_topk(queries: Tensor,
                               device).view(num_q, size)
             torch.mm(q_low, block.t(), out=scores)
             val, idx = scores.topk(min(num_cand + 1, size), dim=1)
-            val = val.double() / (terms[3] * scale)
+            if scale != 1.0 or dtype == torch.float16:
+                val = val.double() / (terms[3] * scale)
             block_top.append(val[:, 0])
-            idx = idx + start
-            if best_val is not None:
-                val = torch.cat([best_val, val], dim=1)
-                idx = torch.cat([best_idx, idx], dim=1)
-                val, pos = val.topk(min(num_cand + 1, val.shape[1]), dim=1)
-                idx = idx.gather(1, pos)
-            best_val, best_idx = val, idx
+            vals.append(val)
+            idxs.append(idx + start if start else idx)
+    # one merge of the per-block top-(c+1) lists
+    best_val, pos = torch.cat(vals, dim=1).double().topk(num_cand + 1, dim=1)
+    best_idx = torch.cat(idxs, dim=1).gather(1, pos)
+    del vals, idxs
     # every key outside the candidates scores at most the (c+1)-th value
     outside = best_val[:, num_cand:num_cand + 1]
     limit = outside + fast_error_bound(terms, outside, lowp_keys.norm_bound,
@@ -642,7 +641,7 @@ def certified_topk(queries: Tensor,
         blocks = None
         if k == 1:
             blocks = _blocks_to_rescan(
-                torch.stack(block_top, dim=1)[failed],
+                torch.stack(block_top, dim=1)[failed].double(),
                 kth[failed] - slack[failed] * _SAFETY,
                 tuple(t[failed] for t in terms), lowp_keys, dtype,
                 lowp_output)
