@@ -147,7 +147,8 @@ def test_bf16_train_step_on_cpu(no_cuda, monkeypatch):
     for part in ('sinkhorn', 'retrieve', 'update', 'global_loss'):
         assert seen[part + '_matmul'] == torch.float32, part
     assert seen['cluster'].centroids_v1.dtype == torch.float32
-    assert all(v.dtype == torch.float32 for v in seen['loss'].values())
+    assert {k: v.dtype for k, v in seen['loss'].items()} == {
+        k: torch.float32 for k in seen['loss']}
     assert model.head.center.dtype == model.head.center_c.dtype == \
         torch.float32
     assert model.memory_bank.objects.dtype == torch.float32

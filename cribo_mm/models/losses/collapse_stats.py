@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cribo_mm.models.utils.precision import fp32_region
+
 __all__ = ['entropy', 'teacher_collapse_stats']
 
 
@@ -67,10 +69,14 @@ def teacher_collapse_stats(teacher: Tensor, center: Tensor,
         raise ValueError('teacher_collapse_stats needs (N, K) teacher '
                          f'outputs with N >= 1, got {tuple(teacher.shape)}')
     # log-softmax keeps the per-row entropy exact for very peaked rows
-    logp = F.log_softmax((teacher.float() - center.float()) / temp, dim=-1)
-    probs = logp.exp()
-    row_entropy = -(probs * logp).sum(dim=-1).mean()
-    return dict(
-        entropy=row_entropy,
-        batch_entropy=entropy(probs.mean(dim=0)),
-        max_entropy=row_entropy.new_tensor(math.log(teacher.shape[1])))
+    with fp32_region(teacher.device):  # float32 also under autocast
+        # (N, K) temporaries: the centred logits (scaled in place), logp,
+        # probs
+        logp = F.log_softmax(
+            torch.sub(teacher.float(), center.float()).div_(temp), dim=-1)
+        probs = logp.exp()
+        row_entropy = -torch.linalg.vecdot(probs, logp).mean()
+        return dict(
+            entropy=row_entropy,
+            batch_entropy=entropy(probs.mean(dim=0)),
+            max_entropy=row_entropy.new_tensor(math.log(teacher.shape[1])))

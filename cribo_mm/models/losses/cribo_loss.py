@@ -78,7 +78,8 @@ def teacher_temperature_schedule(epoch: int, warmup_temp: float,
 
 
 def _teacher_probs(teacher: Tensor, center: Tensor, temp: float) -> Tensor:
-    return F.softmax((teacher - center) / temp, dim=-1)
+    # one (N, out) temporary: the centred logits are scaled in place
+    return F.softmax(torch.sub(teacher, center).div_(temp), dim=-1)
 
 
 def _cross_entropy(probs: Tensor, student_logits: Tensor) -> Tensor:
