@@ -369,12 +369,10 @@ def add_config_arguments(parser: argparse.ArgumentParser,
     group.add_argument(
         '--head',
         choices=HEADS,
-        default='linear',
         help='head protocol of the base config (default: linear)')
     group.add_argument(
         '--dataset',
         choices=DATASETS,
-        default='voc12aug',
         help='data set of the base config (default: voc12aug)')
     group.add_argument(
         '--mmseg-base',
@@ -439,16 +437,30 @@ def write_config_from_args(args: argparse.Namespace, family: str,
             unknown.
         FileNotFoundError: ``--mmseg-base`` does not exist.
     """
+    chosen = [
+        f'--{k.replace("_", "-")}' for k in ('head', 'dataset', 'mmseg_base')
+        if getattr(args, k) is not None
+    ]
     if args.config_out is None:
+        if chosen:
+            raise ValueError(f'{" ".join(chosen)} only apply with '
+                             '--config-out')
         return None
     from mmengine.config import Config
     if args.mmseg_base:
+        if args.head or args.dataset:
+            raise ValueError('--mmseg-base replaces --head/--dataset')
         base = args.mmseg_base
         if not osp.isfile(base):
             raise FileNotFoundError(f'--mmseg-base {base} does not exist')
     else:
-        base = find_base_config(family, args.head, args.dataset)
+        base = find_base_config(family, args.head or 'linear',
+                                args.dataset or 'voc12aug')
     base_model = Config.fromfile(base).model
+    backbone_type = str(base_model.get('backbone', {}).get('type', ''))
+    if ('ResNet' in backbone_type) != (family == 'resnet'):
+        raise ValueError(f'{base} is for a {backbone_type or "unknown"} '
+                         f'backbone, the weights are a {family}')
     if family == 'vit':
         a = info['arch']
         if not a.get('num_heads'):

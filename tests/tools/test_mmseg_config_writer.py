@@ -291,6 +291,20 @@ def test_vit_config_out_errors(tmp_path):
             src, dst, '--num-heads', '5', '--config-out', '--head',
             'linear-last4', '--dataset', 'ade20k'
         ])
+    with pytest.raises(ValueError, match='--head only apply with'):
+        tool.main([src, dst, '--num-heads', '5', '--head', 'upernet'])
+    with pytest.raises(ValueError, match='replaces --head'):
+        tool.main([
+            src, dst, '--num-heads', '5', '--config-out', '--head',
+            'upernet', '--mmseg-base',
+            str(CONFIG_DIR / 'vit-s16_linear_1xb8-10k_camvid-352x352.py')
+        ])
+    # a ResNet base for ViT weights
+    with pytest.raises(ValueError, match='ResNet backbone, the weights'):
+        tool.main([
+            src, dst, '--num-heads', '5', '--config-out', '--mmseg-base',
+            str(CONFIG_DIR / 'r50_linear_1xb8-10k_camvid-352x352.py')
+        ])
     # without --config-out no config is written
     assert tool.main([src, dst, '--num-heads', '5']) == 0
     assert sorted(os.listdir(tmp_path)) == ['odd.pth', 'odd_backbone.pth']
