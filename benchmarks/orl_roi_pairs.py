@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import measure  # noqa: E402
 
-from cribo_mm.datasets.orl import (RoIEmbedder,  # noqa: E402
-                                   assemble_correspondence,
-                                   DEFAULT_INFO, build_correspondence,
-                                   filter_all_proposals,
-                                   image_pairs, knn_from_embeddings,
-                                   make_images_part, selective_search)
+from cribo_mm.datasets.orl import (DEFAULT_INFO,  # noqa: E402
+                                   make_images_part)
+from cribo_mm.orl_mining import (RoIEmbedder,  # noqa: E402
+                                 assemble_correspondence,
+                                 build_correspondence, filter_all_proposals,
+                                 image_pairs, knn_from_embeddings,
+                                 selective_search)
 
 
 def authors_design(images, proposals, knn, embedder, info):

@@ -1,5 +1,5 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""ORL stage 2 on a trained stage-1 network: image kNN and RoI embeddings.
+"""ORL stage 2 on a trained stage-1 network: image and RoI embeddings.
 
 The command-line tools in ``tools/orl/`` wrap these functions:
 
@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
+from cribo_mm.datasets.orl.boxes import crop_resize
+from cribo_mm.datasets.transforms.loading import CrIBoLoadImageFromFile
 from cribo_mm.registry import MODELS, TRANSFORMS
-from ..transforms.loading import CrIBoLoadImageFromFile
-from .boxes import crop_resize
 
 __all__ = [
     'RoIEmbedder', 'build_stage1_network', 'embed_images', 'image_list',
@@ -141,7 +141,8 @@ class RoIEmbedder:
     """L2-normalised ONLINE backbone features of box crops.
 
     Call it as ``embedder(row, boxes)`` (the signature
-    :func:`build_correspondence` expects).
+    :func:`~cribo_mm.orl_mining.correspondence.build_correspondence`
+    expects).
 
     Args:
         model (nn.Module): Stage-1 model.

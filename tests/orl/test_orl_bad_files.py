@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from cribo_mm.datasets.orl import (ORLAnnotationError, ORLPairDataset,
-                                   build_correspondence, load_orl_json,
-                                   make_images_part, read_json,
+                                   load_orl_json, make_images_part, read_json,
                                    resolve_image_paths)
+from cribo_mm.orl_mining import build_correspondence
 from tests.orl.test_orl_tools import tools  # noqa: F401  (fixture)
 
 
@@ -108,7 +108,7 @@ def test_selective_search_tool_refuses_escapes_and_bad_json(
 
 
 def test_knn_names_outside_the_root_are_refused_when_written(folders):
-    from cribo_mm.datasets.orl import relative_names
+    from cribo_mm.orl_mining import relative_names
     root, outside = folders
     assert relative_names([str(root / 'sub' / 'b.png')], str(root)) == [
         os.path.join('sub', 'b.png')

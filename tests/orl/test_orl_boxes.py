@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from cribo_mm.datasets.orl.boxes import (box_iou, crop_resize,
-                                         filter_proposals, jitter_box,
-                                         select_top_pairs)
-from cribo_mm.datasets.orl.correspondence import knn_from_embeddings
+from cribo_mm.datasets.orl.boxes import box_iou, crop_resize, jitter_box
+from cribo_mm.orl_mining.correspondence import (filter_proposals,
+                                                select_top_pairs)
+from cribo_mm.orl_mining.knn import knn_from_embeddings
 
 
 def test_box_iou_xywh():

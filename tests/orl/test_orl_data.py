@@ -10,8 +10,9 @@ from mmengine.config import Config
 
 import cribo_mm  # noqa: F401
 from cribo_mm.datasets.orl import (ORLAnnotationError, ORLPairDataset,
-                                   build_correspondence, load_orl_json,
-                                   make_images_part, validate_orl_json)
+                                   load_orl_json, make_images_part,
+                                   validate_orl_json)
+from cribo_mm.orl_mining import build_correspondence
 from cribo_mm.registry import DATASETS, TRANSFORMS
 from tests.engine.tiny_config import ROOT
 

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from cribo_mm.datasets.demo_scenes import demo_scenes_root
 from tests.engine.test_dist_train import _free_port
 from tests.engine.tiny_config import ROOT, run_tool
 
@@ -34,8 +35,10 @@ def _tool(name, args, env, nproc=None):
 
 def test_two_ranks_write_the_single_process_files(tmp_path):
     env = dict(CRIBO_DEMO_ROOT=str(tmp_path / 'demo'))
-    img_root = str(tmp_path / 'demo' / 'v1-seed0-128x160-10+1' / 'train' /
-                   'images')
+    img_root = str(
+        demo_scenes_root(
+            num_train=10, num_val=1, image_size=(128, 160),
+            cache_root=tmp_path / 'demo') / 'train' / 'images')
     files = {}
     for mode, nproc in (('single', None), ('dist', 2)):
         out = tmp_path / mode

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cribo_mm.datasets.orl import require_selective_search, selective_search
+from cribo_mm.orl_mining import require_selective_search, selective_search
 
 
 @pytest.fixture(scope='module')

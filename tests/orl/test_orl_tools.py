@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from cribo_mm.datasets.demo_scenes import demo_scenes_root
 from cribo_mm.datasets.orl import (ORLAnnotationError, ORLPairDataset,
-                                   filter_proposals, load_orl_json)
+                                   load_orl_json)
+from cribo_mm.orl_mining import filter_proposals
 from tests.engine.tiny_config import ROOT
 
 TOOLS = ROOT / 'tools' / 'orl'
@@ -20,7 +22,11 @@ DATA = [
 ]
 
 
-IMG_DIR = ('demo', 'v1-seed0-128x160-12+1', 'train', 'images')
+# The demo images' folder under the test's cache root (the cache folder name
+# carries the demo version).
+IMG_DIR = demo_scenes_root(
+    num_train=12, num_val=1, image_size=(128, 160),
+    cache_root='demo').joinpath('train', 'images').parts
 
 
 @pytest.fixture(scope='module')
@@ -75,7 +81,7 @@ def test_knn_file(stage2):
 def test_selective_search_file(stage2):
     import cv2
 
-    from cribo_mm.datasets.orl import selective_search
+    from cribo_mm.orl_mining import selective_search
     tmp, knn, props, _ = stage2
     assert load_orl_json(str(tmp / 'props.json'), 'proposals') == props
     assert props['images'] == knn['images']
@@ -130,8 +136,8 @@ def test_roi_pairs_equal_the_in_memory_reference(tools, stage2):
     """The sharded two-phase tool gives build_correspondence's file."""
     from mmengine.config import Config
 
-    from cribo_mm.datasets.orl import (RoIEmbedder, build_correspondence,
-                                       build_stage1_network)
+    from cribo_mm.orl_mining import (RoIEmbedder, build_correspondence,
+                                     build_stage1_network)
     _, _, roi_pairs = tools
     tmp, knn, props, _ = stage2
     img_root = tmp.joinpath(*IMG_DIR)

@@ -194,7 +194,7 @@ def test_visualization_loader_refuses_payload(payloads):
 def test_orl_stage1_loader_refuses_payload(payloads):
     from mmengine.config import Config
 
-    from cribo_mm.datasets.orl import build_stage1_network
+    from cribo_mm.orl_mining import build_stage1_network
     cfg = Config.fromfile(
         str(ROOT / 'configs' / 'orl' / 'byol_resnet18-tiny_demo.py'))
     payload = payloads.files['numpy_memmap']

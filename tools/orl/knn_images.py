@@ -5,7 +5,7 @@ Every image of the config's training set is embedded on Resize(256, short
 side) + CenterCrop(224) with the projector output (L2-normalised); its
 k = 10 cosine neighbours (itself excluded) are written as row indices into
 the data set's order, in the kNN file layout of
-:mod:`cribo_mm.datasets.orl.correspondence`.
+:mod:`cribo_mm.datasets.orl.annotations`.
 
 The embedding is sharded over the ranks of a torchrun / Slurm job
 (``--launcher``) or over hand-started shards (``--shard i/n``); finished
@@ -79,9 +79,10 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
     import numpy as np
     from mmengine.registry import build_from_cfg
 
-    from cribo_mm.datasets.orl import (build_stage1_network, embed_images,
-                                       image_list, knn_from_embeddings,
-                                       make_images_part, relative_names)
+    from cribo_mm.datasets.orl import make_images_part
+    from cribo_mm.orl_mining import (build_stage1_network, embed_images,
+                                     image_list, knn_from_embeddings,
+                                     relative_names)
     from cribo_mm.registry import DATASETS
     from cribo_mm.utils.sharded_job import ShardedJob
 

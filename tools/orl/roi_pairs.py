@@ -117,11 +117,11 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
     shard = init_shards(args)
     import numpy as np
 
-    from cribo_mm.datasets.orl import (ORLAnnotationError, RoIEmbedder,
-                                       assemble_correspondence,
-                                       build_stage1_network,
-                                       filter_all_proposals, image_pairs,
-                                       load_orl_json, resolve_image_paths)
+    from cribo_mm.datasets.orl import (ORLAnnotationError, load_orl_json,
+                                       resolve_image_paths)
+    from cribo_mm.orl_mining import (RoIEmbedder, assemble_correspondence,
+                                     build_stage1_network,
+                                     filter_all_proposals, image_pairs)
     from cribo_mm.utils.sharded_job import ShardedJob
     knn = load_orl_json(args.knn, 'knn')
     props = load_orl_json(args.proposals, 'proposals')

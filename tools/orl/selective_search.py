@@ -3,7 +3,7 @@
 
 OpenCV contrib selective search (fast mode, default parameters) on each
 full-resolution image, every box kept in OpenCV's order, written in the
-proposals layout of :mod:`cribo_mm.datasets.orl.correspondence` with the
+proposals layout of :mod:`cribo_mm.datasets.orl.annotations` with the
 same ``images`` part as the kNN file. Images are spread over ``--workers``
 CPU processes; the job is sharded over ranks (``--launcher``) or hand-started
 shards (``--shard i/n``, e.g. a Slurm job array), keeps finished chunks under
@@ -59,7 +59,7 @@ def _propose(task):
     """Worker: proposals of one image file (OpenCV single-threaded)."""
     import cv2
 
-    from cribo_mm.datasets.orl.proposals import selective_search
+    from cribo_mm.orl_mining.proposals import selective_search
     path, mode, seed = task
     cv2.setNumThreads(1)
     img = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -85,7 +85,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[dict]:
 
     from cribo_mm.datasets.orl import (read_json, resolve_image_paths,
                                        validate_images_part)
-    from cribo_mm.datasets.orl.proposals import require_selective_search
+    from cribo_mm.orl_mining.proposals import require_selective_search
     from cribo_mm.utils.sharded_job import ShardedJob
 
     require_selective_search()

@@ -1,8 +1,10 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""ORL's stage-2 files: layout, validation and construction.
+"""ORL's stage-2 files: layout, validation and reading.
 
-Three JSON files share one ``images`` part, whose list order is the index
-space of every ``knn_image_id``::
+The offline mining stage (:mod:`cribo_mm.orl_mining`) writes these files;
+:class:`ORLPairDataset` reads the last one. Three JSON files share one
+``images`` part, whose list order is the index space of every
+``knn_image_id``::
 
     images:             {file_name: [str, ...], id: [int, ...]}
 
@@ -30,16 +32,10 @@ in pixels of the original image.
 import json
 import os
 import os.path as osp
-from typing import (Callable, List, MutableMapping, Optional, Sequence)
-
-import numpy as np
-
-from .boxes import filter_proposals, select_top_pairs
+from typing import List, Optional, Sequence
 
 __all__ = [
-    'ORLAnnotationError', 'DEFAULT_INFO', 'assemble_correspondence',
-    'build_correspondence', 'filter_all_proposals', 'image_pairs',
-    'knn_from_embeddings', 'load_orl_json', 'make_images_part',
+    'ORLAnnotationError', 'DEFAULT_INFO', 'load_orl_json', 'make_images_part',
     'read_json', 'resolve_image_paths', 'validate_images_part',
     'validate_orl_json'
 ]
@@ -291,180 +287,3 @@ def make_images_part(file_names: Sequence[str],
     """
     ids = list(range(len(file_names))) if ids is None else ids
     return dict(file_name=list(file_names), id=[int(i) for i in ids])
-
-
-def knn_from_embeddings(
-        embeddings: np.ndarray,
-        k: int = 10,
-        block_size: int = 1024,
-        progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
-    """Cosine k nearest neighbours of every row, itself excluded.
-
-    As in ORL: the top ``k + 1`` by cosine similarity, the first dropped
-    (the image itself; ties are broken by row order with the query placed
-    first). Rows are processed in blocks, so memory stays at
-    ``block_size x N`` similarities (COCO: N = 118k) instead of ``N x N``;
-    the result equals a full stable sort of each row.
-
-    Args:
-        embeddings (np.ndarray): Shape (N, D), N > k.
-        k (int): Neighbours per image. Defaults to 10.
-        block_size (int): Query rows per block. Defaults to 1024.
-        progress (Callable, optional): Called with the number of rows done
-            after every block.
-
-    Returns:
-        np.ndarray: Rows of the neighbours, shape (N, k), int64, by
-        decreasing similarity.
-    """
-    emb = np.asarray(embeddings, np.float64)
-    if emb.ndim != 2 or len(emb) <= k:
-        raise ValueError(f'need (N, D) embeddings with N > k={k}, got shape '
-                         f'{emb.shape}')
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    n = len(emb)
-    out = np.empty((n, k), np.int64)
-    for start in range(0, n, block_size):
-        stop = min(start + block_size, n)
-        sim = emb[start:stop] @ emb.T
-        local = np.arange(stop - start)
-        sim[local, local + start] = np.inf  # the image itself is first
-        top = np.argpartition(-sim, k, axis=1)[:, :k + 1]
-        vals = np.take_along_axis(sim, top, axis=1)
-        order = np.lexsort((top, -vals), axis=-1)
-        best = np.take_along_axis(top, order, axis=1)
-        # A tie at the (k+1)-th value may have left out a lower row index
-        # that a stable sort puts first: redo those rows in full.
-        ties = (sim >= vals.min(axis=1, keepdims=True)).sum(axis=1) > k + 1
-        for r in np.flatnonzero(ties):
-            best[r] = np.argsort(-sim[r], kind='stable')[:k + 1]
-        out[start:stop] = best[:, 1:]
-        if progress is not None:
-            progress(stop)
-    return out
-
-
-def filter_all_proposals(proposals: Sequence[Sequence[Sequence[float]]],
-                         info: Optional[dict] = None) -> List[list]:
-    """The box filter of stage 2c applied to every image.
-
-    Args:
-        proposals (Sequence): Per image its proposals ``(x, y, w, h)``.
-        info (dict, optional): Filter settings as in the ``info`` part.
-            Defaults to :data:`DEFAULT_INFO`.
-
-    Returns:
-        list[list]: Per image its kept boxes.
-    """
-    info = dict(DEFAULT_INFO, **(info or {}))
-    return [
-        filter_proposals(
-            boxes,
-            min_size=info['bbox_min_size'],
-            max_aspect_ratio=info['bbox_max_aspect_ratio'],
-            max_iou=info['bbox_max_iou'],
-            max_num=info['intra_bbox_num']) for boxes in proposals
-    ]
-
-
-def image_pairs(row: int, neighbours: Sequence[int], kept: Sequence[list],
-                embedding: Callable[[int], np.ndarray],
-                pair_ratio: float) -> List[List[List[float]]]:
-    """RoI pairs between image ``row`` and each of its neighbours.
-
-    Args:
-        row (int): The image.
-        neighbours (Sequence[int]): Its neighbour rows.
-        kept (Sequence[list]): Per image its filtered boxes.
-        embedding (Callable): ``row -> (len(kept[row]), D)`` L2-normalised
-            RoI embeddings.
-        pair_ratio (float): Share of the image's boxes kept as pairs.
-
-    Returns:
-        list: Per neighbour a list of ``[x, y, w, h, x', y', w', h']``.
-    """
-    mine = np.asarray(embedding(row), np.float64)
-    per_nb = []
-    for j in neighbours:
-        j = int(j)
-        sim = mine @ np.asarray(embedding(j), np.float64).T
-        pairs = select_top_pairs(sim, pair_ratio)
-        per_nb.append([[float(v) for v in kept[row][a]] +
-                       [float(v) for v in kept[j][b]] for a, b in pairs])
-    return per_nb
-
-
-def assemble_correspondence(images: dict, kept: Sequence[list],
-                            knn: Sequence[Sequence[int]],
-                            pairs: Sequence[list],
-                            info: Optional[dict] = None) -> dict:
-    """The correspondence file's content from its parts.
-
-    Args:
-        images (dict): The ``images`` part.
-        kept (Sequence[list]): Per image its filtered boxes.
-        knn (Sequence): Per image its neighbour rows.
-        pairs (Sequence[list]): Per image the output of
-            :func:`image_pairs`.
-        info (dict, optional): Defaults to :data:`DEFAULT_INFO`.
-
-    Returns:
-        dict: The file content (``info``, ``images``,
-        ``pseudo_annotations``).
-    """
-    return dict(
-        info=dict(DEFAULT_INFO, **(info or {})),
-        images=images,
-        pseudo_annotations=dict(
-            image_id=list(images['id']),
-            bbox=[[[float(v) for v in b] for b in bs] for bs in kept],
-            knn_image_id=[[int(j) for j in row] for row in knn],
-            knn_bbox_pair=list(pairs)))
-
-
-def build_correspondence(
-        images: dict,
-        proposals: Sequence[Sequence[Sequence[float]]],
-        knn: Sequence[Sequence[int]],
-        embed_boxes: Callable[[int, List[List[float]]], np.ndarray],
-        info: Optional[dict] = None,
-        cache: Optional[MutableMapping[int, np.ndarray]] = None,
-        progress: Optional[Callable[[int], None]] = None) -> dict:
-    """Stage 2c: filter boxes and select RoI pairs for every image.
-
-    Each image's filtered boxes are embedded once (``embed_boxes``) and
-    cached in ``cache``; the authors' code embeds them again every time the
-    image appears as a neighbour, with the same result. At COCO scale
-    (118k images x 100 boxes x 2048 dims) pass a disk-backed mapping.
-
-    Args:
-        images (dict): The ``images`` part.
-        proposals (Sequence): Per image its proposals ``(x, y, w, h)``.
-        knn (Sequence): Per image its neighbour rows.
-        embed_boxes (Callable): ``(row, boxes) -> (len(boxes), D)``
-            L2-normalised embeddings of the image's box crops.
-        info (dict, optional): Filter and pair settings, as the ``info``
-            part. Defaults to :data:`DEFAULT_INFO`.
-        cache (MutableMapping, optional): Row -> (num_boxes, D) float32
-            embeddings. Defaults to a new in-memory dict.
-        progress (Callable, optional): Called with each finished row.
-
-    Returns:
-        dict: The correspondence file's content.
-    """
-    info = dict(DEFAULT_INFO, **(info or {}))
-    kept = filter_all_proposals(proposals, info)
-    cache = {} if cache is None else cache
-
-    def emb(row):
-        if row not in cache:
-            cache[row] = np.asarray(embed_boxes(row, kept[row]), np.float32)
-        return cache[row]
-
-    all_pairs = []
-    for i in range(len(images['file_name'])):
-        all_pairs.append(
-            image_pairs(i, knn[i], kept, emb, info['knn_bbox_pair_ratio']))
-        if progress is not None:
-            progress(i)
-    return assemble_correspondence(images, kept, knn, all_pairs, info)

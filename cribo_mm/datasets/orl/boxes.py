@@ -1,16 +1,12 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-"""Box geometry of ORL's correspondence discovery and RoI sampling.
+"""Box geometry of ORL's RoI sampling (stage 3).
 
 Pure NumPy functions, all boxes in OpenCV's ``(x, y, w, h)`` order (top-left
 corner, width, height, in pixels), as selective search writes them and as
 ORL's correspondence files store them.
 
-* :func:`filter_proposals`: stage 2c box filter (min side 96, max aspect 3,
-  greedy overlap <= 0.5 in proposal order, at most 100; the first proposal
-  when none survives).
-* :func:`select_top_pairs`: stage 2c pair selection (top
-  ``max(1, floor(0.1 n))`` entries of the flattened similarity matrix, with
-  ``n`` the query image's box count).
+* :func:`box_iou`: pairwise IoU (also the overlap test of the stage-2 box
+  filter, :func:`cribo_mm.orl_mining.correspondence.filter_proposals`).
 * :func:`jitter_box`: stage 3 intra-RoI box jitter.
 * :func:`crop_resize`: crop a box and resize it (bilinear).
 """
@@ -20,10 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-__all__ = [
-    'box_iou', 'crop_resize', 'filter_proposals', 'jitter_box',
-    'select_top_pairs'
-]
+__all__ = ['box_iou', 'crop_resize', 'jitter_box']
 
 
 def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
@@ -48,81 +41,6 @@ def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
     inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
     union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.)
-
-
-def filter_proposals(boxes: Sequence[Sequence[float]],
-                     min_size: float = 96,
-                     max_aspect_ratio: float = 3.,
-                     max_iou: float = 0.5,
-                     max_num: int = 100) -> List[List[float]]:
-    """ORL's proposal filter, greedy in proposal order.
-
-    A box is kept when ``w >= min_size``, ``h >= min_size``,
-    ``w / h <= max_aspect_ratio``, ``h / w <= max_aspect_ratio`` and its IoU
-    with every box kept so far is ``<= max_iou``; scanning stops once
-    ``max_num`` boxes are kept. When no box survives, the first proposal is
-    returned alone (so every image keeps at least one box).
-
-    Args:
-        boxes (Sequence): Proposals ``(x, y, w, h)``, shape (N, 4), N >= 1.
-        min_size (float): Minimum width and height. Defaults to 96.
-        max_aspect_ratio (float): Maximum of ``w/h`` and ``h/w``.
-            Defaults to 3.
-        max_iou (float): Maximum IoU with an already kept box. Defaults
-            to 0.5.
-        max_num (int): Maximum number of kept boxes. Defaults to 100.
-
-    Returns:
-        list[list[float]]: The kept boxes, in proposal order, as given.
-
-    Raises:
-        ValueError: ``boxes`` is empty or not of shape (N, 4).
-    """
-    arr = np.asarray(boxes, np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 4 or len(arr) == 0:
-        raise ValueError('filter_proposals needs a non-empty (N, 4) array of '
-                         f'(x, y, w, h) boxes, got shape {arr.shape}')
-    kept: List[int] = []
-    for i, (_, _, w, h) in enumerate(arr):
-        if len(kept) >= max_num:
-            break
-        if w < min_size or h < min_size:
-            continue
-        if w / h > max_aspect_ratio or h / w > max_aspect_ratio:
-            continue
-        if kept and box_iou(arr[i:i + 1], arr[kept]).max() > max_iou:
-            continue
-        kept.append(i)
-    if not kept:
-        kept = [0]
-    return [list(boxes[i]) for i in kept]
-
-
-def select_top_pairs(similarity: np.ndarray,
-                     ratio: float = 0.1) -> List[Tuple[int, int]]:
-    """Top entries of a box-to-box similarity matrix.
-
-    Keeps the ``max(1, floor(ratio * N))`` largest entries of the flattened
-    (N, M) matrix, ``N`` being the query image's box count; a box may appear
-    in several pairs. Ties keep the lower flat index first.
-
-    Args:
-        similarity (np.ndarray): Shape (N, M), query boxes by neighbour
-            boxes.
-        ratio (float): Fraction of the query's box count. Defaults to 0.1.
-
-    Returns:
-        list[tuple[int, int]]: ``(query_box, neighbour_box)`` indices,
-        by decreasing similarity.
-    """
-    sim = np.asarray(similarity, np.float64)
-    if sim.ndim != 2 or sim.size == 0:
-        raise ValueError('select_top_pairs needs a non-empty (N, M) matrix, '
-                         f'got shape {sim.shape}')
-    num = min(max(1, int(math.floor(ratio * sim.shape[0]))), sim.size)
-    flat = sim.reshape(-1)
-    order = np.argsort(-flat, kind='stable')[:num]
-    return [(int(k // sim.shape[1]), int(k % sim.shape[1])) for k in order]
 
 
 def jitter_box(box: Sequence[float],

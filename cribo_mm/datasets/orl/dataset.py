@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence
 from mmengine.dataset import BaseDataset
 
 from cribo_mm.registry import DATASETS
-from .correspondence import load_orl_json, resolve_image_paths
+from .annotations import load_orl_json, resolve_image_paths
 
 __all__ = ['ORLPairDataset']
 
@@ -15,7 +15,7 @@ __all__ = ['ORLPairDataset']
 class ORLPairDataset(BaseDataset):
     """Images of an ORL correspondence file (stage-2 output).
 
-    The file (layout in :mod:`cribo_mm.datasets.orl.correspondence`) is
+    The file (layout in :mod:`cribo_mm.datasets.orl.annotations`) is
     validated on load; a malformed one raises
     :class:`ORLAnnotationError` naming the file and the key. Each sample
     carries everything the ORL transforms need, so the neighbour image is
