@@ -247,10 +247,11 @@ def main():
     def dense_pos():
         return reference_positional_cost(positions, hard)
 
-    out_o, t_o, m_o = measure(ours_pos, device, args.repeats)
-    out_d, t_d, m_d = measure(dense_pos, device, args.repeats)
+    out_o, t_o, m_o, c_o = measure(ours_pos, device, args.repeats, True)
+    out_d, t_d, m_d, c_d = measure(dense_pos, device, args.repeats, True)
     diff = (out_o - out_d).abs().max().item()
-    rows.append(('positional cost', t_o, m_o, t_d, m_d, f'{diff:.1e}'))
+    rows.append(('positional cost', t_o, m_o, t_d, m_d, c_o, c_d,
+                 f'{diff:.1e}'))
     del out_o, out_d
 
     def ours_objects():
@@ -264,31 +265,37 @@ def main():
         return reference_objects(teacher, student, view_pos, k,
                                  args.pos_alpha, init_index, args.iters)
 
-    (obj, pooled), t_o, m_o = measure(ours_objects, device, args.repeats)
+    (obj, pooled), t_o, m_o, c_o = measure(ours_objects, device,
+                                           args.repeats, True)
     name = 'objects+pooling'
     if args.skip_dense_clustering:
-        rows.append((name, t_o, m_o, float('nan'), float('nan'), 'n/a'))
+        nan = float('nan')
+        rows.append((name, t_o, m_o, nan, nan, c_o, nan, 'n/a'))
     else:
-        ref, t_d, m_d = measure(reference, device, args.repeats)
+        ref, t_d, m_d, c_d = measure(reference, device, args.repeats, True)
         same = (torch.equal(obj.valid, ref[2])
                 and torch.equal(obj.objects_per_image, ref[3]))
         diff = max((a - b).abs().max().item() for a, b in zip(
             (obj.centroids_v1, obj.centroids_v2, *pooled),
             (ref[0], ref[1], ref[4], ref[5])))
-        rows.append((name, t_o, m_o, t_d, m_d,
+        rows.append((name, t_o, m_o, t_d, m_d, c_o, c_d,
                      f'same objects={same}, max diff {diff:.1e}'))
 
     head = (f'{"":16} | {"ours s":>8} {"ours MiB":>9} | {"ref s":>8} '
-            f'{"ref MiB":>9} | {"time x":>7} {"mem x":>7} | check')
+            f'{"ref MiB":>9} | {"time x":>7} {"mem x":>7} | '
+            f'{"ours CPU s":>10} {"ref CPU s":>9} {"CPU x":>6} | check')
     print(head)
     print('-' * len(head))
-    for name, to, mo, td, md, check in rows:
+    for name, to, mo, td, md, co, cd, check in rows:
         tx = td / to if to > 0 else float('nan')
         mx = md / mo if mo > 0 else float('nan')
+        cx = cd / co if co > 0 else float('nan')
         print(f'{name:16} | {to:8.3f} {mo:9.1f} | {td:8.3f} {md:9.1f} | '
-              f'{tx:7.2f} {mx:7.1f} | {check}')
-    print('time x / mem x: reference divided by ours (higher = ours '
-          'better). '
+              f'{tx:7.2f} {mx:7.1f} | {co:10.3f} {cd:9.3f} {cx:6.1f} | '
+              f'{check}')
+    print('time x / mem x / CPU x: reference divided by ours (higher = ours '
+          'better); CPU s: process CPU time, less disturbed by other '
+          'processes. '
           'Memory: peak increase during the call'
           + (' (CUDA allocator)' if device.type == 'cuda' else
              ' (process RSS high-water mark)'))
