@@ -389,7 +389,8 @@ def add_config_arguments(parser: argparse.ArgumentParser,
 
 def resolve_num_heads(arch: Mapping,
                       checkpoint: Any = None,
-                      num_heads: Optional[int] = None) -> Optional[int]:
+                      num_heads: Optional[int] = None,
+                      required: bool = False) -> Optional[int]:
     """The number of attention heads of a ViT backbone.
 
     Args:
@@ -398,16 +399,24 @@ def resolve_num_heads(arch: Mapping,
         checkpoint (Any): The loaded checkpoint, see
             :func:`num_heads_from_checkpoint`.
         num_heads (int, optional): Given by the user; wins.
+        required (bool): Raise when nothing says (a config will be
+            written). Defaults to False.
 
     Returns:
         int or None: The user's, else the checkpoint's record, else the
         standard-width guess; None when nothing says.
 
     Raises:
-        ValueError: The number does not divide the width.
+        ValueError: The number does not divide the width, or is unknown
+            and ``required``.
     """
     heads = num_heads or num_heads_from_checkpoint(checkpoint) or \
         arch.get('num_heads')
+    if heads is None and required:
+        raise ValueError(
+            f'the number of attention heads of this {arch["embed_dims"]}-d '
+            'ViT is neither in its weights nor in the checkpoint: pass '
+            '--num-heads')
     if heads is not None and (heads < 1 or arch['embed_dims'] % heads):
         raise ValueError(f'num_heads={heads} does not divide the '
                          f'{arch["embed_dims"]} dims of the ViT')

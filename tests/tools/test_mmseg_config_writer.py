@@ -159,6 +159,8 @@ def test_num_heads_sources(demo_checkpoint, tmp_path):
     assert resolve_num_heads(arch, ckpt, 4) == 4
     assert resolve_num_heads(arch, ckpt) == 3
     assert resolve_num_heads(arch, {}) is None
+    with pytest.raises(ValueError, match='96-d ViT.*--num-heads'):
+        resolve_num_heads(arch, {}, required=True)
     assert resolve_num_heads(dict(embed_dims=384, num_heads=6), {}) == 6
     with pytest.raises(ValueError, match='num_heads=5 does not divide'):
         resolve_num_heads(arch, ckpt, 5)
@@ -279,6 +281,7 @@ def test_vit_config_out_errors(tmp_path):
     tool = _cribo_tool()
     with pytest.raises(ValueError, match='80-d ViT.*--num-heads'):
         tool.main([src, dst, '--config-out'])
+    assert not osp.exists(dst)  # refused before writing anything
     with pytest.raises(ValueError, match='num_heads=3 does not divide'):
         tool.main([src, dst, '--num-heads', '3'])
     # 3 blocks cannot feed UperNet's 4 levels

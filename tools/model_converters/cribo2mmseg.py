@@ -73,7 +73,8 @@ def main(argv=None):
     out = make_backbone_checkpoint(backbone, meta)
     info = validate_vit_state_dict(backbone)
     info['arch']['num_heads'] = out['meta']['arch']['num_heads'] = \
-        resolve_num_heads(info['arch'], checkpoint, args.num_heads)
+        resolve_num_heads(info['arch'], checkpoint, args.num_heads,
+                          required=args.config_out is not None)
     save_checkpoint(out, args.dst)
     print(f'saved the {which} backbone ({len(backbone)} tensors, arch '
           f'{info["arch"]}, patch {info["patch_size"]}, pretrained at '
