@@ -11,7 +11,8 @@ AdamW step) in float32 (``OptimWrapper``) and in bfloat16 / float16
 the model (:mod:`cribo_mm.utils.profiling`); ``other`` is the step time not
 inside a part. Every value is the median over ``--repeats`` steps after
 ``--warmup`` steps; the peak is the largest memory increase during a step
-(CPU: resident set; CUDA: allocated). The bank is matched in full (all
+(CPU: resident set; CUDA: allocated). Each setting runs in a fresh process,
+so that memory freed by the previous one does not hide its peak. The bank is matched in full (all
 S x K slots valid), the cross-image term is on (steady state).
 
     python benchmarks/train_step.py            # ViT-S/16, 224, B=32, K=64
@@ -21,8 +22,12 @@ S x K slots valid), the cross-image term is on (steady state).
 """
 import argparse
 import gc
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -178,6 +183,7 @@ def main():
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--quick', action='store_true',
                         help='tiny ViT (96 d, 4 blocks), 128 px, B=8, K=16, '
                         'S=256, 1024-d heads')
@@ -195,6 +201,21 @@ def main():
     if args.precisions is None:
         args.precisions = ['fp32', 'fp16', 'bf16'] if device.type == 'cuda' \
             else ['fp32', 'bf16']
+    if args.worker:  # one setting, in this process
+        method, precision, out = args.worker.split(':', 2)
+        with open(out, 'w') as f:
+            json.dump(run(args, method, precision, device), f)
+        return
+
+    def run_in_subprocess(method, precision):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, 'result.json')
+            subprocess.run(
+                [sys.executable, __file__, *sys.argv[1:], '--worker',
+                 f'{method}:{precision}:{out}'], check=True)
+            with open(out) as f:
+                return json.load(f)
+
     name = 'tiny ViT (96 d, 4 blocks)' if args.quick else args.arch
     print(f'{name}, {args.img_size} px, B={args.batch}, K={args.clusters}, '
           f'bank S={args.bank_images} images, heads {args.out_dim}-d, '
@@ -204,7 +225,8 @@ def main():
     results = {}
     for precision in args.precisions:
         for method in args.methods:
-            results[method, precision] = run(args, method, precision, device)
+            results[method, precision] = run_in_subprocess(
+                method, precision)
             parts, total, peak, stats = results[method, precision]
             extra = ''.join(f', {k}={v:.3g}' for k, v in stats.items())
             print(f'  {method} {precision}: {total:.3f} s/step, peak '
