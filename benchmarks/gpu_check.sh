@@ -13,7 +13,7 @@
 # Everything goes to OUT_DIR; the figures to OUT_DIR/summary.txt. Stops at the
 # first failure; refuses to start on a machine without CUDA. Environment:
 # PYTHON (default .venv/bin/python, else python), CRIBO_GPU_CHECK_BENCH_TIMEOUT
-# (seconds per benchmark, default 120).
+# (seconds per benchmark, default 120; train_step.py gets twice that).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -111,12 +111,16 @@ for bench in benchmarks/*.py; do
     continue
   fi
   args=(--device cuda)
-  [ "$name" = train_step ] && args+=(--repeats 5 --warmup 2 --bank-images 25000)
+  limit=$BENCH_TIMEOUT
+  if [ "$name" = train_step ]; then
+    args+=(--repeats 3 --warmup 1 --bank-images 25000)  # the paper's bank
+    limit=$(( 2 * BENCH_TIMEOUT ))
+  fi
   echo "-- $name ${args[*]}" | tee -a "$SUMMARY"
-  if timeout "$BENCH_TIMEOUT" "$PYTHON" "$bench" "${args[@]}" > "$OUT/bench_$name.log" 2>&1; then
+  if timeout "$limit" "$PYTHON" "$bench" "${args[@]}" > "$OUT/bench_$name.log" 2>&1; then
     tail -n 25 "$OUT/bench_$name.log" | tee -a "$SUMMARY"
   else
-    echo "$name: failed or over ${BENCH_TIMEOUT} s, see $OUT/bench_$name.log" | tee -a "$SUMMARY"
+    echo "$name: failed or over ${limit} s, see $OUT/bench_$name.log" | tee -a "$SUMMARY"
   fi
 done
 echo -e "\nsummary: $SUMMARY" | tee -a "$SUMMARY"
