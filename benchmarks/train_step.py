@@ -149,7 +149,7 @@ def run(args, method: str, precision: str, device: torch.device):
                     wrapper.zero_grad()
         peak = peak_end(device, before)
         if step >= args.warmup:
-            times = dict(prof.times)
+            times = dict(prof.cpu_times if args.cpu_time else prof.times)
             total = times.pop('step')
             times['other'] = total - sum(times.values())
             records.append((times, total, peak))
@@ -183,6 +183,9 @@ def main():
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--cpu-time', action='store_true',
+                        help='report CPU seconds of the process instead of '
+                        'wall-clock seconds (steadier on a shared machine)')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--quick', action='store_true',
                         help='tiny ViT (96 d, 4 blocks), 128 px, B=8, K=16, '
@@ -219,7 +222,8 @@ def main():
     name = 'tiny ViT (96 d, 4 blocks)' if args.quick else args.arch
     print(f'{name}, {args.img_size} px, B={args.batch}, K={args.clusters}, '
           f'bank S={args.bank_images} images, heads {args.out_dim}-d, '
-          f'{device}, threads={torch.get_num_threads()}, median of '
+          f'{device}, threads={torch.get_num_threads()}, '
+          f'{"CPU" if args.cpu_time else "wall-clock"} seconds, median of '
           f'{args.repeats} steps after {args.warmup}', flush=True)
 
     results = {}

@@ -28,5 +28,8 @@ def test_step_profiler_accumulates_parts_and_restores():
     assert 0.02 <= inner.times['sleep'] < 0.5
     assert outer.calls == {'sleep': 1, 'other': 1}
     assert 0.02 <= outer.times['sleep'] < 0.5
+    # sleeping takes wall-clock time, not CPU time
+    assert set(outer.cpu_times) == {'sleep', 'other'}
+    assert 0 <= outer.cpu_times['sleep'] < outer.times['sleep']
     outer.reset()
-    assert not outer.times and not outer.calls
+    assert not outer.times and not outer.cpu_times and not outer.calls
