@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from mmengine import dist
 from torch import Tensor, nn
 
+from cribo_mm.models.utils.precision import fp32_region
 from cribo_mm.registry import MODELS
 from .collapse_stats import teacher_collapse_stats
 
@@ -77,6 +78,14 @@ def teacher_temperature_schedule(epoch: int, warmup_temp: float,
     return table[epoch] if epoch < len(table) else float(final_temp)
 
 
+def _scaled_float(logits: Tensor, temp: float) -> Tensor:
+    """``logits / temp`` in float32; low-precision (autocast) logits are
+    converted and then scaled in place: one (N, out) copy, not two."""
+    if logits.dtype == torch.float32:
+        return logits / temp
+    return logits.float().div_(temp)
+
+
 def _teacher_probs(teacher: Tensor, center: Tensor, temp: float) -> Tensor:
     # one (N, out) temporary: the centred logits are scaled in place
     return F.softmax(torch.sub(teacher, center).div_(temp), dim=-1)
@@ -84,7 +93,9 @@ def _teacher_probs(teacher: Tensor, center: Tensor, temp: float) -> Tensor:
 
 def _cross_entropy(probs: Tensor, student_logits: Tensor) -> Tensor:
     """Row-wise ``H(probs, softmax(student_logits))``, shape (N,)."""
-    return torch.sum(-probs * F.log_softmax(student_logits, dim=-1), dim=-1)
+    # negating the (N,) sums, not the (N, out) probabilities: one (N, out)
+    # temporary less, the same values (negation is exact)
+    return -torch.sum(probs * F.log_softmax(student_logits, dim=-1), dim=-1)
 
 
 def _swapped_views_loss(student_views: Sequence[Tensor], teacher: Tensor,
@@ -372,16 +383,14 @@ class CrIBoLoss(nn.Module):
             ``loss_object_crossview`` and ``loss_object_crossimage`` (0 when
             ``crossimage_enabled`` is False or no neighbours are given).
         """
-        with torch.autocast(
-                device_type=student_global.device.type, enabled=False):
+        with fp32_region(student_global.device):
             student_global = student_global.float()
             teacher_global = teacher_global.float()
-            student_objects = student_objects.float()
             teacher_objects = teacher_objects.float()
             # One scaled copy of the student objects feeds both object
             # terms, so their gradients accumulate as in the reference.
-            student_obj_views = (student_objects /
-                                 self.student_temp_c).chunk(2)
+            student_obj_views = _scaled_float(student_objects,
+                                              self.student_temp_c).chunk(2)
             losses = dict(
                 loss_global=global_loss(student_global, teacher_global,
                                         self.center, self.teacher_temp,
