@@ -19,17 +19,23 @@ test-fast: env
 	$(PY) -m pytest -q -m "not slow" tests
 
 # `make demo`: the CPU recipe on the embedded demo scenes. CrIBo and its
-# DINO twin train at equal budget (configs/cribo/vit-t16_demo.py,
-# configs/dino/dino_vit-t16_demo.py), then dense nearest-neighbour
-# retrieval evaluates random init, DINO and CrIBo (teachers and students)
-# on the demo validation split. DEMO_SEED=1 make demo for another seed.
+# DINO twin train at equal budget side by side, one core each
+# (configs/cribo/vit-t16_demo.py, configs/dino/dino_vit-t16_demo.py), then
+# dense nearest-neighbour retrieval evaluates random init, DINO and CrIBo
+# (teachers and students) on the demo validation split, two at a time.
+# One thread per process: on a busy machine two threads per process spend
+# most of their time waiting for each other (measured 10x slower).
+# DEMO_SEED=1 make demo for another seed (own folder).
 DEMO_SEED ?= 0
 DEMO_DIR := work_dirs/demo/seed$(DEMO_SEED)
 DEMO_CFG := configs/cribo/vit-t16_demo.py
 DEMO_DINO_CFG := configs/dino/dino_vit-t16_demo.py
+DEMO_RUN := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY)
 DEMO_TRAIN := --cfg-options randomness.seed=$(DEMO_SEED)
 DEMO_EVAL := --dataset configs/_base_/datasets/demo_seg.py --img-size 128 \
-	--fraction 1 --seed 0 --no-progress
+	--fraction 1 --seed 0 --aug-epochs 1 --no-aug --no-progress
+DEMO_EVALS := demo-eval-random demo-eval-dino demo-eval-cribo \
+	demo-eval-dino-student demo-eval-cribo-student
 DEMO_SUMMARY := tools/analysis/summarize_dense_nn.py --baseline random-init \
 	random-init=$(DEMO_DIR)/dense_nn_random \
 	dino-teacher=$(DEMO_DIR)/dense_nn_dino \
@@ -37,33 +43,53 @@ DEMO_SUMMARY := tools/analysis/summarize_dense_nn.py --baseline random-init \
 	dino-student=$(DEMO_DIR)/dense_nn_dino_student \
 	cribo-student=$(DEMO_DIR)/dense_nn_cribo_student \
 	--describe \
-	'random-init=the same ViT with random weights (seed $(DEMO_SEED)), no training' \
-	'dino-teacher=EMA teacher after DINO training (global term only)' \
-	'cribo-teacher=EMA teacher after CrIBo training, same budget as DINO' \
-	'dino-student=the DINO student (the network trained by gradients)' \
-	'cribo-student=the CrIBo student'
+	'random-init=the same ViT, random weights (seed $(DEMO_SEED)), no training' \
+	'dino-teacher=EMA teacher after DINO (global term only)' \
+	'cribo-teacher=EMA teacher after CrIBo, same budget as DINO' \
+	'dino-student=DINO student (the weights trained by gradients)' \
+	'cribo-student=CrIBo student'
 
 demo: env
-	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)/cribo $(DEMO_TRAIN)
-	$(PY) tools/train.py $(DEMO_DINO_CFG) --work-dir $(DEMO_DIR)/dino $(DEMO_TRAIN)
-	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) none $(DEMO_EVAL) \
-		--init-seed $(DEMO_SEED) --work-dir $(DEMO_DIR)/dense_nn_random
-	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_DINO_CFG) $(DEMO_DIR)/dino \
-		$(DEMO_EVAL) --work-dir $(DEMO_DIR)/dense_nn_dino
-	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_DINO_CFG) $(DEMO_DIR)/dino \
-		$(DEMO_EVAL) --prefix backbone. --work-dir $(DEMO_DIR)/dense_nn_dino_student
-	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR)/cribo \
-		$(DEMO_EVAL) --prefix backbone. --work-dir $(DEMO_DIR)/dense_nn_cribo_student
-	$(PY) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR)/cribo \
-		$(DEMO_EVAL) --work-dir $(DEMO_DIR)/dense_nn_cribo \
-		--show-dir $(DEMO_DIR)/dense_nn_cribo/show
-	$(PY) tools/analysis/plot_training_curves.py $(DEMO_DIR)/cribo
-	$(PY) tools/analysis/plot_training_curves.py $(DEMO_DIR)/dino
+	@mkdir -p $(DEMO_DIR)
+	@date +%s > $(DEMO_DIR)/.start
+	@echo "training CrIBo and DINO side by side (logs: $(DEMO_DIR)/{cribo,dino}.log)"
+	@$(MAKE) --no-print-directory -j2 demo-train-cribo demo-train-dino
+	@echo "dense NN retrieval on the demo validation split (logs: $(DEMO_DIR)/dense_nn_*.log)"
+	@$(MAKE) --no-print-directory -j2 $(DEMO_EVALS)
+	@$(DEMO_RUN) tools/analysis/plot_training_curves.py $(DEMO_DIR)/cribo
+	@$(DEMO_RUN) tools/analysis/plot_training_curves.py $(DEMO_DIR)/dino
 	@echo; echo 'Dense nearest-neighbour retrieval on the demo validation split (seed $(DEMO_SEED)):'
-	@$(PY) $(DEMO_SUMMARY)
-	@echo; echo "checkpoints: $(DEMO_DIR)/{cribo,dino}/ (TensorBoard: tensorboard --logdir $(DEMO_DIR))"
+	@$(DEMO_RUN) $(DEMO_SUMMARY)
+	@echo; echo "make demo took $$(( $$(date +%s) - $$(cat $(DEMO_DIR)/.start) )) s"
+	@echo "checkpoints: $(DEMO_DIR)/{cribo,dino}/ (TensorBoard: tensorboard --logdir $(DEMO_DIR))"
 	@echo "curves:      $(DEMO_DIR)/{cribo,dino}/training_curves.png"
 	@echo "results:     $(DEMO_DIR)/dense_nn_*/*.json, pictures in $(DEMO_DIR)/dense_nn_cribo/show"
+
+.PHONY: demo-train-cribo demo-train-dino $(DEMO_EVALS)
+# $(call demo_step,LOG,COMMAND): run quietly into LOG, show its end on failure
+demo_step = $(2) > $(DEMO_DIR)/$(1).log 2>&1 || { tail -40 $(DEMO_DIR)/$(1).log; exit 1; }
+
+demo-train-cribo:
+	@$(call demo_step,cribo,$(DEMO_RUN) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)/cribo $(DEMO_TRAIN))
+	@echo "  CrIBo trained: $$(grep -o 'loss_global: [0-9.]*' $(DEMO_DIR)/cribo.log | tail -1)"
+demo-train-dino:
+	@$(call demo_step,dino,$(DEMO_RUN) tools/train.py $(DEMO_DINO_CFG) --work-dir $(DEMO_DIR)/dino $(DEMO_TRAIN))
+	@echo "  DINO trained:  $$(grep -o 'loss_global: [0-9.]*' $(DEMO_DIR)/dino.log | tail -1)"
+demo-eval-random:
+	@$(call demo_step,dense_nn_random,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) none $(DEMO_EVAL) --init-seed $(DEMO_SEED) --work-dir $(DEMO_DIR)/dense_nn_random)
+	@echo "  random init:   $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_random.log | tail -1)"
+demo-eval-dino:
+	@$(call demo_step,dense_nn_dino,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_DINO_CFG) $(DEMO_DIR)/dino $(DEMO_EVAL) --work-dir $(DEMO_DIR)/dense_nn_dino)
+	@echo "  DINO teacher:  $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_dino.log | tail -1)"
+demo-eval-cribo:
+	@$(call demo_step,dense_nn_cribo,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR)/cribo $(DEMO_EVAL) --work-dir $(DEMO_DIR)/dense_nn_cribo --show-dir $(DEMO_DIR)/dense_nn_cribo/show)
+	@echo "  CrIBo teacher: $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_cribo.log | tail -1)"
+demo-eval-dino-student:
+	@$(call demo_step,dense_nn_dino_student,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_DINO_CFG) $(DEMO_DIR)/dino $(DEMO_EVAL) --prefix backbone. --work-dir $(DEMO_DIR)/dense_nn_dino_student)
+	@echo "  DINO student:  $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_dino_student.log | tail -1)"
+demo-eval-cribo-student:
+	@$(call demo_step,dense_nn_cribo_student,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR)/cribo $(DEMO_EVAL) --prefix backbone. --work-dir $(DEMO_DIR)/dense_nn_cribo_student)
+	@echo "  CrIBo student: $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_cribo_student.log | tail -1)"
 
 clean-demo:
 	rm -rf work_dirs/demo work_dirs/orl_demo
@@ -86,7 +112,7 @@ readme-figures: env
 	$(PY) tools/analysis/visualize_neighbours.py $(DEMO_CFG) $(FIG_CKPT) \
 		--num-query-images 8 --bank-size 64 --num-pairs 6 --panel-size 128 --colors 256 \
 		--out $(FIGURES)/cribo_neighbours.png --json work_dirs/vis_neighbours/pairs.json
-	$(PY) tools/analysis/plot_training_curves.py $(FIG_RUN) --size 1000 320 --colors 256 \
+	$(PY) tools/analysis/plot_training_curves.py $(FIG_RUN) --size 1000 600 --colors 256 \
 		--title 'CrIBo demo (configs/cribo/vit-t16_demo.py)' --out $(FIGURES)/cribo_training_curves.png
 	@if [ -f $(ORL_CAMVID) ]; then \
 		$(PY) tools/orl/visualize_pairs.py $(ORL_CAMVID) --images 120 200 --neighbours 1 \
