@@ -77,19 +77,19 @@ demo-train-dino:
 	@echo "  DINO trained:  $$(grep -o 'loss_global: [0-9.]*' $(DEMO_DIR)/dino.log | tail -1)"
 demo-eval-random:
 	@$(call demo_step,dense_nn_random,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) none $(DEMO_EVAL) --init-seed $(DEMO_SEED) --work-dir $(DEMO_DIR)/dense_nn_random)
-	@echo "  random init:   $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_random.log | tail -1)"
+	@echo "  random init:   $$(grep -o 'mIoU [0-9][0-9.]*' $(DEMO_DIR)/dense_nn_random.log | tail -1)"
 demo-eval-dino:
 	@$(call demo_step,dense_nn_dino,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_DINO_CFG) $(DEMO_DIR)/dino $(DEMO_EVAL) --work-dir $(DEMO_DIR)/dense_nn_dino)
-	@echo "  DINO teacher:  $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_dino.log | tail -1)"
+	@echo "  DINO teacher:  $$(grep -o 'mIoU [0-9][0-9.]*' $(DEMO_DIR)/dense_nn_dino.log | tail -1)"
 demo-eval-cribo:
 	@$(call demo_step,dense_nn_cribo,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR)/cribo $(DEMO_EVAL) --work-dir $(DEMO_DIR)/dense_nn_cribo --show-dir $(DEMO_DIR)/dense_nn_cribo/show)
-	@echo "  CrIBo teacher: $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_cribo.log | tail -1)"
+	@echo "  CrIBo teacher: $$(grep -o 'mIoU [0-9][0-9.]*' $(DEMO_DIR)/dense_nn_cribo.log | tail -1)"
 demo-eval-dino-student:
 	@$(call demo_step,dense_nn_dino_student,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_DINO_CFG) $(DEMO_DIR)/dino $(DEMO_EVAL) --prefix backbone. --work-dir $(DEMO_DIR)/dense_nn_dino_student)
-	@echo "  DINO student:  $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_dino_student.log | tail -1)"
+	@echo "  DINO student:  $$(grep -o 'mIoU [0-9][0-9.]*' $(DEMO_DIR)/dense_nn_dino_student.log | tail -1)"
 demo-eval-cribo-student:
 	@$(call demo_step,dense_nn_cribo_student,$(DEMO_RUN) tools/analysis/dense_nn_retrieval.py $(DEMO_CFG) $(DEMO_DIR)/cribo $(DEMO_EVAL) --prefix backbone. --work-dir $(DEMO_DIR)/dense_nn_cribo_student)
-	@echo "  CrIBo student: $$(grep -o 'mIoU [0-9.]*' $(DEMO_DIR)/dense_nn_cribo_student.log | tail -1)"
+	@echo "  CrIBo student: $$(grep -o 'mIoU [0-9][0-9.]*' $(DEMO_DIR)/dense_nn_cribo_student.log | tail -1)"
 
 clean-demo:
 	rm -rf work_dirs/demo work_dirs/orl_demo
