@@ -72,7 +72,7 @@ train_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=32,
+    batch_size=32,  # paper 256 (8 x 32): one CPU process
     num_workers=2,
     persistent_workers=True,
     drop_last=True,
