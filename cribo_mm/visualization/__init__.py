@@ -10,9 +10,13 @@
 * :mod:`.curves`: training curves from mmengine's scalar logs.
 * :mod:`.inference`: load a CrIBo checkpoint, make seeded views and cluster
   them as in training.
+* :mod:`.cli`: arguments, image selection and config loading shared by the
+  drawing tools.
 """
 from .annotate import (BoxItem, TextItem, annotate, display_available,
                        show_image)
+from .cli import (add_image_selection_args, add_show_args, check_file,
+                  load_config, select_indices)
 from .colors import (FAIL_COLOR, INVALID_COLOR, PASS_COLOR, VIEW_COLORS,
                      object_palette)
 from .curves import (find_scalar_logs, load_training_records,
@@ -37,6 +41,8 @@ from .view_geometry import (compose_view_geometry, draw_points,
 
 __all__ = [
     'BoxItem', 'TextItem', 'annotate', 'display_available', 'show_image',
+    'add_image_selection_args', 'add_show_args', 'check_file', 'load_config',
+    'select_indices',
     'FAIL_COLOR', 'INVALID_COLOR', 'PASS_COLOR', 'VIEW_COLORS',
     'object_palette', 'find_scalar_logs', 'load_training_records',
     'moving_average', 'read_scalar_log', 'render_training_curves',

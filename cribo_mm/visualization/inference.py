@@ -22,6 +22,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .cli import check_file, load_config
+
 __all__ = [
     'TwoViewSample', 'ImageObjects', 'load_cribo_model', 'final_pos_alpha',
     'collect_image_infos', 'build_view_pipeline', 'prepare_sample',
@@ -82,12 +84,6 @@ class ImageObjects(NamedTuple):
         return int(self.valid.shape[0])
 
 
-def _check_file(path: str, what: str) -> None:
-    if not osp.isfile(osp.expanduser(path)):
-        raise FileNotFoundError(f'{what} {path!r} does not exist or is not '
-                                'a file.')
-
-
 def final_pos_alpha(cfg) -> Optional[float]:
     """lambda_pos at the end of training, from the config's ``CrIBoHook``.
 
@@ -139,7 +135,6 @@ def load_cribo_model(config: str,
         cribo_mm.utils.checkpoint_io.CheckpointError: The checkpoint is
             refused by the loading policy or corrupt.
     """
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import checkpoint as mmengine_checkpoint
 
@@ -149,14 +144,12 @@ def load_cribo_model(config: str,
     from cribo_mm.utils.checkpoint_io import load_checkpoint_file
     from cribo_mm.utils.weight_fit import CheckpointMismatchError
 
-    _check_file(config, 'config')
+    check_file(config, 'config')
     if checkpoint is not None and str(checkpoint).lower() != 'none':
-        _check_file(checkpoint, 'checkpoint')
+        check_file(checkpoint, 'checkpoint')
     else:
         checkpoint = None
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
     register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get('default_scope', 'mmpretrain') or 'mmpretrain')
     if 'model' not in cfg:

@@ -30,6 +30,9 @@ if _ROOT not in sys.path:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
     from mmengine.config import DictAction
+
+    from cribo_mm.visualization import (add_image_selection_args,
+                                        add_show_args)
     parser = argparse.ArgumentParser(
         description='Draw the two views of some images of a CrIBo config: '
         'crop boxes, flips and token centres on the original image.')
@@ -44,18 +47,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--dataset-key',
         default='train_dataloader',
         help='dataloader key of the data set (default: train_dataloader)')
-    parser.add_argument(
-        '--start', type=int, default=0, help='first image (default: 0)')
-    parser.add_argument(
-        '--num-images',
-        type=int,
-        default=4,
-        help='number of images drawn (default: 4)')
-    parser.add_argument(
-        '--indices',
-        type=int,
-        nargs='+',
-        help='image indices to draw (overrides --start/--num-images)')
+    add_image_selection_args(parser)
     parser.add_argument(
         '--seed',
         type=int,
@@ -87,15 +79,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='config overrides key=value (e.g. the data root)')
-    parser.add_argument(
-        '--show',
-        action='store_true',
-        help='also show the pictures in a window (needs a display)')
-    parser.add_argument(
-        '--wait-time',
-        type=float,
-        default=0.,
-        help='seconds each shown picture stays (0: until a key)')
+    add_show_args(parser)
     return parser.parse_args(argv)
 
 
@@ -120,37 +104,22 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         list[str]: Written PNG files.
     """
     args = parse_args(argv)
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import cribo_mm  # noqa: F401  (registers the transforms and data sets)
     from cribo_mm.visualization import (build_view_pipeline,
                                         collect_image_infos,
-                                        compose_view_geometry,
+                                        compose_view_geometry, load_config,
                                         prepare_sample, render, save_png,
-                                        show_image, tile)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config {args.config!r} does not exist.')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+                                        select_indices, show_image, tile)
+    cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     patch_size = args.patch_size or config_patch_size(cfg)
     infos, pipeline = collect_image_infos(cfg, args.images,
                                           args.dataset_key)
     transforms = build_view_pipeline(pipeline)
-    total = len(infos)
-    indices = args.indices
-    if indices is None:
-        if not 0 <= args.start < total:
-            raise IndexError(f'--start {args.start} is outside the {total} '
-                             'images.')
-        stop = min(total, args.start + max(1, args.num_images))
-        indices = list(range(args.start, stop))
-    bad = [i for i in indices if not 0 <= i < total]
-    if bad:
-        raise IndexError(f'image indices {bad} are outside the {total} '
-                         'images.')
+    indices = select_indices(len(infos), args.indices, args.start,
+                             args.num_images)
 
     written, figures = [], []
     for index in indices:

@@ -33,6 +33,8 @@ if _ROOT not in sys.path:
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Arguments shared with ``visualize_neighbours.py``."""
     from mmengine.config import DictAction
+
+    from cribo_mm.visualization import add_show_args
     parser.add_argument('config', help='training config of the checkpoint')
     parser.add_argument(
         'checkpoint',
@@ -87,37 +89,19 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         nargs='+',
         action=DictAction,
         help='config overrides key=value (model and data set)')
-    parser.add_argument(
-        '--show',
-        action='store_true',
-        help='also show the pictures in a window (needs a display)')
-    parser.add_argument(
-        '--wait-time',
-        type=float,
-        default=0.,
-        help='seconds each shown picture stays (0: until a key press)')
+    add_show_args(parser)
     parser.add_argument(
         '--no-progress', action='store_true', help='hide progress bars')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
+    from cribo_mm.visualization import add_image_selection_args
     parser = argparse.ArgumentParser(
         description='Draw the teacher clusters (objects) of a CrIBo '
         'checkpoint on both augmented views of some images.')
     add_common_args(parser)
-    parser.add_argument(
-        '--start', type=int, default=0, help='first image (default: 0)')
-    parser.add_argument(
-        '--num-images',
-        type=int,
-        default=4,
-        help='number of images drawn (default: 4)')
-    parser.add_argument(
-        '--indices',
-        type=int,
-        nargs='+',
-        help='image indices to draw (overrides --start/--num-images)')
+    add_image_selection_args(parser)
     parser.add_argument(
         '--out-dir',
         default='work_dirs/vis_objects',
@@ -151,27 +135,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def select(infos: list, indices: Optional[List[int]], start: int,
            num: int) -> list:
-    """Pick data infos by index, with a clear error when out of range."""
-    total = len(infos)
-    if indices is None:
-        if start < 0 or start >= total:
-            raise IndexError(f'--start {start} is outside the {total} '
-                             'images.')
-        indices = list(range(start, min(total, start + max(1, num))))
-    bad = [i for i in indices if not 0 <= i < total]
-    if bad:
-        raise IndexError(f'image indices {bad} are outside the {total} '
-                         'images.')
-    return [infos[i] for i in indices]
+    """Pick data infos by index (see
+    :func:`cribo_mm.visualization.select_indices`)."""
+    from cribo_mm.visualization import select_indices
+    return [infos[i] for i in select_indices(len(infos), indices, start, num)]
 
 
 def setup(args):
     """Load the model and the data infos shared by the tools."""
     import torch
-    from mmengine.config import Config
 
     from cribo_mm.visualization import (build_view_pipeline,
-                                        collect_image_infos,
+                                        collect_image_infos, load_config,
                                         load_cribo_model)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model, cfg = load_cribo_model(
@@ -180,12 +155,8 @@ def setup(args):
         unsafe_load=args.unsafe_load)
     data_cfg = cfg
     if args.dataset_config:
-        if not osp.isfile(args.dataset_config):
-            raise FileNotFoundError(
-                f'dataset config {args.dataset_config!r} does not exist.')
-        data_cfg = Config.fromfile(args.dataset_config)
-        if args.cfg_options:
-            data_cfg.merge_from_dict(args.cfg_options)
+        data_cfg = load_config(args.dataset_config, args.cfg_options,
+                               'dataset config')
     infos, pipeline = collect_image_infos(data_cfg, args.images,
                                           args.dataset_key)
     return model, infos, build_view_pipeline(pipeline)
