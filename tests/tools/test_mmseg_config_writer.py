@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from tests.tools.test_mmseg_configs import (CONFIG_DIR, ROOT, _mmseg_scope,
-                                            seg_data, shrink_loaders)
+                                            seg_data, short_run_overrides,
+                                            shrink_loaders)
 from tests.tools.test_mmseg_resnet_configs import _converter as _orl_tool
 from tests.tools.test_mmseg_resnet_configs import _tiny_resnet
 
@@ -410,17 +411,7 @@ class _Probe(Hook):
 def _run(cfg_path, data_root, work_dir):
     from mmengine.runner import Runner
     cfg = Config.fromfile(cfg_path)
-    overrides = {
-        'model.data_preprocessor.size': CROP,
-        'train_cfg.max_iters': 2,
-        'train_cfg.val_interval': 2,
-        'default_hooks.logger.interval': 1,
-        'default_hooks.checkpoint.interval': 1000,
-        'default_hooks.checkpoint.save_last': False,
-        'log_level': 'WARNING',
-        'work_dir': work_dir,
-        'randomness': dict(seed=0),
-    }
+    overrides = short_run_overrides(work_dir)
     if 'img_size' in cfg.model.backbone:
         overrides['model.backbone.img_size'] = CROP[0]
     if cfg.model.get('auxiliary_head'):  # UperNet: narrower heads

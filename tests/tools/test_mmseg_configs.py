@@ -210,16 +210,17 @@ def _datasets(loader_cfg):
     return [dataset]
 
 
-def shrink(cfg: Config, data_root: str, checkpoint: str,
-           work_dir: str) -> Config:
-    """Tiny model, 64x64 crops, 2 iterations, 1 validation, tmp data."""
-    dim = TINY_ARCH['embed_dims']
-    model = cfg.model
-    num_outs = len(model.backbone.out_indices)
-    model.backbone.arch = dict(TINY_ARCH)  # replaces the arch name
-    overrides = {
-        'model.backbone.img_size': CROP[0],
-        'model.backbone.init_cfg.checkpoint': checkpoint,
+def short_run_overrides(work_dir: str) -> dict:
+    """Config overrides for a quiet 2-iteration run with 1 validation.
+
+    Args:
+        work_dir (str): The run's work directory.
+
+    Returns:
+        dict: ``cfg.merge_from_dict`` keys: 64x64 crops, 2 iterations,
+        validation at the end, no checkpoint, fixed seed.
+    """
+    return {
         'model.data_preprocessor.size': CROP,
         'train_cfg.max_iters': 2,
         'train_cfg.val_interval': 2,
@@ -230,6 +231,20 @@ def shrink(cfg: Config, data_root: str, checkpoint: str,
         'work_dir': work_dir,
         'randomness': dict(seed=0),
     }
+
+
+def shrink(cfg: Config, data_root: str, checkpoint: str,
+           work_dir: str) -> Config:
+    """Tiny model, 64x64 crops, 2 iterations, 1 validation, tmp data."""
+    dim = TINY_ARCH['embed_dims']
+    model = cfg.model
+    num_outs = len(model.backbone.out_indices)
+    model.backbone.arch = dict(TINY_ARCH)  # replaces the arch name
+    overrides = short_run_overrides(work_dir)
+    overrides.update({
+        'model.backbone.img_size': CROP[0],
+        'model.backbone.init_cfg.checkpoint': checkpoint,
+    })
     if model.decode_head.type == 'FCNHead':  # linear
         overrides.update({
             'model.decode_head.in_channels': [dim] * num_outs,

@@ -18,6 +18,7 @@ import torch
 from tests.tools.test_mmseg_configs import (CONFIG_DIR, ROOT, _config,
                                             _dataset_kind, _is_linear,
                                             _mmseg_scope, seg_data,
+                                            short_run_overrides,
                                             shrink_loaders)
 
 assert _mmseg_scope and seg_data  # fixtures used by name below
@@ -78,18 +79,8 @@ def shrink(cfg, data_root, checkpoint, work_dir):
     """ResNet-18 of width 8, 64x64 crops, 2 iterations, tmp data."""
     model = cfg.model
     model.backbone.update(TINY)
-    overrides = {
-        'model.backbone.init_cfg.checkpoint': checkpoint,
-        'model.data_preprocessor.size': CROP,
-        'train_cfg.max_iters': 2,
-        'train_cfg.val_interval': 2,
-        'default_hooks.logger.interval': 1,
-        'default_hooks.checkpoint.interval': 1000,
-        'default_hooks.checkpoint.save_last': False,
-        'log_level': 'WARNING',
-        'work_dir': work_dir,
-        'randomness': dict(seed=0),
-    }
+    overrides = short_run_overrides(work_dir)
+    overrides['model.backbone.init_cfg.checkpoint'] = checkpoint
     if _is_linear(cfg.filename):
         overrides.update({
             'model.decode_head.in_channels': [WIDTHS[-1]],
