@@ -1,7 +1,6 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Bad training data: link loops, decompression bombs, skipped files,
 datasets smaller than a batch, nothing or a broken file to resume from."""
-import importlib.util
 import logging
 import os
 import struct
@@ -21,7 +20,7 @@ from cribo_mm.datasets.transforms.loading import (DEFAULT_MAX_PIXELS,
                                                   UnreadableImageError,
                                                   decode_image,
                                                   image_size_from_header)
-from tests.engine.tiny_config import DEMO_CONFIG, ROOT
+from tests.engine.tiny_config import DEMO_CONFIG, import_tool
 
 
 def _img(path, size=(24, 32), seed=0):
@@ -289,11 +288,7 @@ def test_dataset_smaller_than_a_batch_is_a_clear_error(tmp_path,
 
 
 def _train_tool():
-    spec = importlib.util.spec_from_file_location('cribo_train_tool',
-                                                  ROOT / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool('tools/train.py', 'cribo_train_tool')
 
 
 def _merge(tool, work_dir, *resume):

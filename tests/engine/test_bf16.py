@@ -1,7 +1,6 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Mixed precision: CrIBoAmpOptimWrapper, --amp and the fp32 regions."""
 import copy
-import importlib.util
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ from cribo_mm.engine.optimizers import (CrIBoAmpOptimWrapper, enable_amp,
 from cribo_mm.models.utils import cluster_two_views, sinkhorn_knopp
 from cribo_mm.models.utils.precision import fp32_region
 from cribo_mm.registry import OPTIM_WRAPPERS
-from tests.engine.tiny_config import ROOT
+from tests.engine.tiny_config import ROOT, import_tool
 from tests.models.test_cribo_algorithm import fake_batch, tiny_cribo
 
 
@@ -191,11 +190,7 @@ def test_bf16_loads_an_fp16_checkpoint_state(no_cuda):
 
 
 def _train_tool():
-    spec = importlib.util.spec_from_file_location('cribo_train_tool',
-                                                  ROOT / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool('tools/train.py', 'cribo_train_tool')
 
 
 @pytest.mark.parametrize('config', [

@@ -1,5 +1,6 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """A tiny CrIBo run derived from the demo config, for Runner-level tests."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -35,6 +36,23 @@ TINY_OPTIONS = [
     'default_hooks.logger.interval=1',
     'log_processor.window_size=1',
 ]
+
+
+def import_tool(relpath, name):
+    """Import a script of the repository (e.g. ``tools/train.py``).
+
+    Args:
+        relpath (str): The script's path relative to the repository root.
+        name (str): The module name to give it.
+
+    Returns:
+        module: The executed script as a module (its ``__main__`` block not
+        run).
+    """
+    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_tool(args, cwd=ROOT, timeout=600, extra_env=None):
