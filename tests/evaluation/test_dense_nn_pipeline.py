@@ -1,10 +1,8 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Dataset-to-mIoU tests of the dense NN retrieval evaluation and its
 tool."""
-import importlib.util
 import json
 import math
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -13,13 +11,15 @@ from torch import nn
 
 pytest.importorskip('mmcv.ops')  # MMSegmentation needs mmcv's compiled ops
 
+from tests.engine.tiny_config import import_tool  # noqa: E402
+from tests.evaluation.test_dense_nn_backbone import TINY_VIT  # noqa: E402
+
 from cribo_mm.evaluation.dense_nn import (  # noqa: E402
     DenseNNSettings, IoUAccumulator, build_backbone, build_memory,
     build_seg_dataset, dataset_meta, evaluate_retrieval, format_fraction,
     parse_fraction, run_dense_nn_retrieval, subset_indices)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools', 'analysis', 'dense_nn_retrieval.py')
+TOOL = 'tools/analysis/dense_nn_retrieval.py'
 
 
 class ColourPatches(nn.Module):
@@ -174,23 +174,28 @@ def test_validation_feature_cache_changes_nothing(stripes_data):
     assert results[0] == results[1]
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('dense_nn_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_tool():
+    """Import ``tools/analysis/dense_nn_retrieval.py`` as a module."""
+    return import_tool(TOOL, 'dense_nn_tool')
+
+
+def write_tiny_vit_config(tmp_path):
+    """Write a model config of a tiny 64x64 ViT (2 layers, width 32).
+
+    Args:
+        tmp_path (pathlib.Path): The folder to write ``tiny_vit.py`` in.
+
+    Returns:
+        tuple[dict, pathlib.Path]: The backbone config and the file's path.
+    """
+    vit = dict(TINY_VIT)
+    model_cfg = tmp_path / 'tiny_vit.py'
+    model_cfg.write_text(f'model = dict(backbone={vit!r})\n')
+    return vit, model_cfg
 
 
 def test_tool_end_to_end(stripes_data, tmp_path, capsys):
-    vit = dict(
-        type='VisionTransformer',
-        arch=dict(
-            embed_dims=32, num_layers=2, num_heads=2,
-            feedforward_channels=64),
-        img_size=64,
-        patch_size=16)
-    model_cfg = tmp_path / 'tiny_vit.py'
-    model_cfg.write_text(f'model = dict(backbone={vit!r})\n')
+    vit, model_cfg = write_tiny_vit_config(tmp_path)
     torch.manual_seed(0)
     state = build_backbone(dict(vit)).state_dict()
     ckpt = tmp_path / 'epoch_1.pth'
@@ -203,7 +208,7 @@ def test_tool_end_to_end(stripes_data, tmp_path, capsys):
             }), ckpt)
     out = tmp_path / 'result.json'
     show = tmp_path / 'show'
-    tool = _load_tool()
+    tool = load_tool()
     result = tool.main([
         str(model_cfg),
         str(ckpt), '--dataset', stripes_data['config'], '--img-size', '64',

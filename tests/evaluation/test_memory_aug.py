@@ -157,24 +157,13 @@ def test_side_by_side_columns_are_labelled():
 
 
 def test_tool_memory_aug_hbird(stripes_data, tmp_path):
-    import importlib.util
     import json
 
     from cribo_mm.evaluation.dense_nn import build_backbone
-    from tests.engine.tiny_config import ROOT
-    path = ROOT / 'tools' / 'analysis' / 'dense_nn_retrieval.py'
-    spec = importlib.util.spec_from_file_location('dense_nn_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    vit = dict(
-        type='VisionTransformer',
-        arch=dict(
-            embed_dims=32, num_layers=2, num_heads=2,
-            feedforward_channels=64),
-        img_size=64,
-        patch_size=16)
-    cfg = tmp_path / 'tiny_vit.py'
-    cfg.write_text(f'model = dict(backbone={vit!r})\n')
+    from tests.evaluation.test_dense_nn_pipeline import (load_tool,
+                                                         write_tiny_vit_config)
+    tool = load_tool()
+    vit, cfg = write_tiny_vit_config(tmp_path)
     torch.manual_seed(0)
     torch.save({'state_dict': build_backbone(dict(vit)).state_dict()},
                tmp_path / 'vit.pth')
