@@ -11,6 +11,7 @@ must import, register its components and declare version ranges that the
 stack satisfies.
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -58,9 +59,11 @@ print(json.dumps(dict(
 
 
 def _run(args, cwd, timeout=300):
+    # a PYTHONPATH naming a checkout would shadow the installed copy
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     proc = subprocess.run(
         [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout)
+        timeout=timeout, env=env)
     assert proc.returncode == 0, (
         f'{" ".join(map(str, args))}:\n{proc.stdout[-3000:]}\n'
         f'{proc.stderr[-3000:]}')
