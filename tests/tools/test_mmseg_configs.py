@@ -106,6 +106,22 @@ def _write_pair(img_path: Path,
     mmcv.imwrite(seg, str(seg_path))
 
 
+def write_camvid(root: Path, counts: dict, rng) -> None:
+    """Write a tiny CamVid tree (11 classes) in the converted layout.
+
+    Args:
+        root (Path): The data root; ``{split}/images/{split}_{i}.jpg`` and
+            ``{split}/labels/{split}_{i}.png`` are written under it.
+        counts (dict): Images per split, e.g. ``dict(train=3, val=1)``.
+        rng (numpy.random.Generator): Source of the pixels and labels.
+    """
+    for split, count in counts.items():
+        for i in range(count):
+            _write_pair(root / split / 'images' / f'{split}_{i}.jpg',
+                        root / split / 'labels' / f'{split}_{i}.png', rng,
+                        11, 0)
+
+
 @pytest.fixture(scope='module')
 def seg_data(tmp_path_factory):
     """Tiny VOC 2012 + aug, ADE20K and CamVid trees (4 images each)."""
@@ -142,11 +158,7 @@ def seg_data(tmp_path_factory):
     roots['ade20k'] = str(ade)
 
     camvid = base / 'camvid'
-    for split, count in (('train', 3), ('val', 1)):
-        for i in range(count):
-            _write_pair(camvid / split / 'images' / f'{split}_{i}.jpg',
-                        camvid / split / 'labels' / f'{split}_{i}.png', rng,
-                        11, 0)
+    write_camvid(camvid, dict(train=3, val=1), rng)
     roots['camvid'] = str(camvid)
     return roots
 

@@ -2,7 +2,6 @@
 """tools/test.py: MMSegmentation's --show-dir, --out and --tta."""
 import argparse
 import copy
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -14,10 +13,11 @@ pytest.importorskip('mmcv.ops')  # mmseg.models needs the compiled ops
 
 from mmengine.config import Config  # noqa: E402
 
-from tests.engine.tiny_config import ROOT, run_tool  # noqa: E402
+from tests.engine.tiny_config import (ROOT, import_tool,  # noqa: E402
+                                      run_tool)
 from tests.tools.test_mmseg_configs import (_config,  # noqa: E402
-                                            _mmseg_scope, _write_pair,
-                                            shrink)
+                                            _mmseg_scope, shrink,
+                                            write_camvid)
 
 TEST_TOOL = ROOT / 'tools' / 'test.py'
 LINEAR = 'vit-s16_linear_1xb8-10k_camvid-352x352.py'
@@ -25,10 +25,7 @@ __all__ = ['_mmseg_scope']  # module-scoped autouse fixture, re-used
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('test_tool', TEST_TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool('tools/test.py', 'test_tool')
 
 
 def _args(**kwargs):
@@ -85,11 +82,7 @@ def test_tool_writes_pictures_and_predictions_with_tta(tmp_path):
     from mmseg.registry import MODELS
     rng = np.random.default_rng(0)
     data = tmp_path / 'camvid'
-    for split, count in (('train', 1), ('val', 2)):
-        for i in range(count):
-            _write_pair(data / split / 'images' / f'{split}_{i}.jpg',
-                        data / split / 'labels' / f'{split}_{i}.png', rng,
-                        11, 0)
+    write_camvid(data, dict(train=1, val=2), rng)
     cfg = shrink(_config(LINEAR), str(data), '', str(tmp_path / 'work'))
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
