@@ -16,7 +16,8 @@
 from .annotate import (BoxItem, TextItem, annotate, display_available,
                        show_image)
 from .cli import (add_image_selection_args, add_show_args, check_file,
-                  load_config, select_indices)
+                  load_config, sample_png_name, save_figures,
+                  select_indices)
 from .colors import (FAIL_COLOR, INVALID_COLOR, PASS_COLOR, VIEW_COLORS,
                      object_palette)
 from .curves import (find_scalar_logs, load_training_records,
@@ -42,7 +43,7 @@ from .view_geometry import (compose_view_geometry, draw_points,
 __all__ = [
     'BoxItem', 'TextItem', 'annotate', 'display_available', 'show_image',
     'add_image_selection_args', 'add_show_args', 'check_file', 'load_config',
-    'select_indices',
+    'sample_png_name', 'save_figures', 'select_indices',
     'FAIL_COLOR', 'INVALID_COLOR', 'PASS_COLOR', 'VIEW_COLORS',
     'object_palette', 'find_scalar_logs', 'load_training_records',
     'moving_average', 'read_scalar_log', 'render_training_curves',

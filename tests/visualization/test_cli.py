@@ -2,10 +2,12 @@
 """Image selection and config loading shared by the drawing tools."""
 import argparse
 
+import numpy as np
 import pytest
 
 from cribo_mm.visualization import (add_image_selection_args, add_show_args,
-                                    load_config, select_indices)
+                                    load_config, load_png, sample_png_name,
+                                    save_figures, select_indices)
 
 
 def test_select_indices_range_explicit_and_errors():
@@ -45,3 +47,35 @@ def test_load_config_merges_options_and_names_missing_file(tmp_path):
         load_config(missing, what='dataset config')
     with pytest.raises(FileNotFoundError, match='is not a file'):
         load_config(str(tmp_path))
+
+
+def test_sample_png_name():
+    assert sample_png_name('a/b/img_3.jpg', 7, 'views') == \
+        '00007_img_3_views.png'
+    assert sample_png_name('a/b/.jpg', 12, 'objects') == \
+        '00012_.jpg_objects.png'  # a dot file's stem is its whole name
+    assert sample_png_name('', 5, 'x') == '00005_5_x.png'
+
+
+def test_save_figures_writes_each_then_the_grid(tmp_path, capsys):
+    red = np.zeros((8, 10, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((6, 10, 3), np.uint8)
+    blue[..., 2] = 255
+    grid = str(tmp_path / 'grid.png')
+    written = save_figures(
+        iter([((red, []), 'r.png'), ((blue, []), 'b.png')]),
+        str(tmp_path / 'out'), grid=grid)
+    assert written == [
+        str(tmp_path / 'out' / 'r.png'),
+        str(tmp_path / 'out' / 'b.png'), grid
+    ]
+    np.testing.assert_array_equal(load_png(written[0]), red)
+    np.testing.assert_array_equal(load_png(written[1]), blue)
+    stacked = load_png(grid)
+    assert stacked.shape[1] == 10 and stacked.shape[0] > 8 + 6
+    np.testing.assert_array_equal(stacked[:8], red)
+    np.testing.assert_array_equal(stacked[-6:], blue)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f'wrote {path}' for path in written]
+    assert save_figures([], str(tmp_path / 'none')) == []

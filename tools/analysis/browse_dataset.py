@@ -110,8 +110,8 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     from cribo_mm.visualization import (build_view_pipeline,
                                         collect_image_infos,
                                         compose_view_geometry, load_config,
-                                        prepare_sample, render, save_png,
-                                        select_indices, show_image, tile)
+                                        prepare_sample, sample_png_name,
+                                        save_figures, select_indices)
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     patch_size = args.patch_size or config_patch_size(cfg)
@@ -121,35 +121,24 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     indices = select_indices(len(infos), args.indices, args.start,
                              args.num_images)
 
-    written, figures = [], []
-    for index in indices:
-        sample = prepare_sample(transforms, infos[index], args.seed)
-        name = osp.splitext(osp.basename(sample.img_path))[0] or str(index)
-        figure = compose_view_geometry(
-            sample.image,
-            list(sample.views),
-            sample.crop_bbox,
-            sample.crop_flip,
-            patch_size=patch_size,
-            height=args.height,
-            title=f'#{sample.index} {osp.basename(sample.img_path)} '
-            f'({sample.image.shape[1]}x{sample.image.shape[0]}, seed '
-            f'{args.seed})')
-        figures.append(figure)
-        picture = render(figure)
-        path = save_png(
-            picture,
-            osp.join(args.out_dir, f'{sample.index:05d}_{name}_views.png'),
-            args.colors)
-        written.append(path)
-        if args.show:
-            show_image(picture, osp.basename(path), args.wait_time)
-    if args.grid:
-        picture = render(tile(figures, cols=1, gap=4))
-        written.append(save_png(picture, args.grid, args.colors))
-    for path in written:
-        print(f'wrote {path}')
-    return written
+    def figures():
+        for index in indices:
+            sample = prepare_sample(transforms, infos[index], args.seed)
+            figure = compose_view_geometry(
+                sample.image,
+                list(sample.views),
+                sample.crop_bbox,
+                sample.crop_flip,
+                patch_size=patch_size,
+                height=args.height,
+                title=f'#{sample.index} {osp.basename(sample.img_path)} '
+                f'({sample.image.shape[1]}x{sample.image.shape[0]}, seed '
+                f'{args.seed})')
+            yield figure, sample_png_name(sample.img_path, sample.index,
+                                          'views')
+
+    return save_figures(figures(), args.out_dir, args.grid, args.colors,
+                        args.show, args.wait_time)
 
 
 if __name__ == '__main__':

@@ -195,18 +195,17 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         list[str]: Written PNG files.
     """
     args = parse_args(argv)
-    from cribo_mm.visualization import (compose_object_clusters, render,
-                                        save_png, show_image, tile)
+    from cribo_mm.visualization import (compose_object_clusters,
+                                        sample_png_name, save_figures)
     model, infos, transforms = setup(args)
     infos = select(infos, args.indices, args.start, args.num_images)
     samples = prepare(transforms, infos, args.seed, not args.no_progress,
                       f'views of {len(infos)} image(s)')
     results = cluster(model, samples, args, 'teacher clusters')
 
-    written, figures = [], []
+    figures = []
     for res in results:
         s = res.sample
-        name = osp.splitext(osp.basename(s.img_path))[0] or str(s.index)
         fig = compose_object_clusters(
             s.image,
             s.plain_views if args.plain_views else s.views,
@@ -220,23 +219,16 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
             show_ids=not args.no_ids,
             title=f'#{s.index} {osp.basename(s.img_path)}  (seed '
             f'{args.seed})')
-        figures.append(fig)
-        picture = render(fig)
-        path = save_png(
-            picture,
-            osp.join(args.out_dir, f'{s.index:05d}_{name}_objects.png'),
-            args.colors)
-        written.append(path)
-        if args.show:
-            show_image(picture, osp.basename(path), args.wait_time)
-    if args.grid:
-        picture = render(tile(figures, cols=1, gap=4))
-        written.append(save_png(picture, args.grid, args.colors))
-        if args.show:
-            show_image(picture, osp.basename(args.grid), args.wait_time)
-    for path in written:
-        print(f'wrote {path}')
-    return written
+        figures.append((fig, sample_png_name(s.img_path, s.index,
+                                             'objects')))
+    return save_figures(
+        figures,
+        args.out_dir,
+        args.grid,
+        args.colors,
+        args.show,
+        args.wait_time,
+        show_grid=True)
 
 
 if __name__ == '__main__':
