@@ -11,7 +11,7 @@ objects per image. Dotted lines mark epoch starts.
 
 Examples::
 
-    python tools/analysis/plot_training_curves.py work_dirs/demo
+    python tools/analysis/plot_training_curves.py work_dirs/demo/seed0/cribo
     python tools/analysis/plot_training_curves.py work_dirs/run \\
         --all-runs --smooth 20 --out curves.png
 """
