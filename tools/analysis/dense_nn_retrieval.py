@@ -10,7 +10,7 @@ Examples::
 
     # a cribo-mm checkpoint (teacher backbone) on the embedded demo set
     python tools/analysis/dense_nn_retrieval.py \\
-        configs/cribo/vit-t16_demo.py work_dirs/demo/epoch_10.pth \\
+        configs/cribo/vit-t16_demo.py work_dirs/demo/seed0/cribo/epoch_8.pth \\
         --dataset configs/_base_/datasets/demo_seg.py --img-size 256
 
     # a plain mmpretrain ViT-S/16, random weights, VOC12-aug, 3 seeds at 1/128

@@ -25,7 +25,7 @@ position in the FIFO and similarity only.
 Examples::
 
     python tools/analysis/visualize_neighbours.py \\
-        configs/cribo/vit-t16_demo.py work_dirs/demo/epoch_10.pth \\
+        configs/cribo/vit-t16_demo.py work_dirs/demo/seed0/cribo/epoch_8.pth \\
         --num-query-images 8 --bank-size 64 --out work_dirs/vis_nn/nn.png
 
     # queries from a folder, bank from another one

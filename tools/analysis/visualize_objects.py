@@ -12,7 +12,7 @@ Examples::
 
     # first 4 images of the config's data set (the demo scenes)
     python tools/analysis/visualize_objects.py \\
-        configs/cribo/vit-t16_demo.py work_dirs/demo/epoch_10.pth \\
+        configs/cribo/vit-t16_demo.py work_dirs/demo/seed0/cribo/epoch_8.pth \\
         --num-images 4 --out-dir work_dirs/vis_objects
 
     # your own images (files or folders), one stacked picture as well
