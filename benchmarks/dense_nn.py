@@ -214,7 +214,8 @@ def main(argv=None):
     import torch
     done = [m for m in ('chunked', 'bf16') if osp.exists(outputs.get(m, ''))]
     if len(done) == 2:
-        same = torch.equal(*(torch.load(outputs[m]) for m in done))
+        same = torch.equal(*(torch.load(outputs[m], weights_only=True)
+                             for m in done))
         print('chunked (fp32) and bf16 predictions identical:', same)
         assert same, 'bf16-exact search differs from float32'
     shutil.rmtree(tmp)
