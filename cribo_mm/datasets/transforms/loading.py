@@ -2,8 +2,9 @@
 """Robust image loading: any common mode to 8-bit 3-channel BGR."""
 import io
 import os
+import os.path as osp
 import warnings
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -77,13 +78,15 @@ class ImageTooLargeError(UnreadableImageError):
                                  self.max_pixels, self.detail))
 
 
-def image_size_from_header(img_bytes: bytes) -> Optional[Tuple[int, int]]:
+def image_size_from_header(
+        source: Union[bytes, str]) -> Optional[Tuple[int, int]]:
     """Width and height of an encoded image, from its header only.
 
-    Pillow parses the header lazily, so nothing is decoded.
+    Pillow parses the header lazily, so nothing is decoded (and from a path
+    only the first bytes of the file are read).
 
     Args:
-        img_bytes (bytes): The encoded file content.
+        source (bytes | str): The encoded file content, or a local path.
 
     Returns:
         tuple[int, int] | None: ``(width, height)``, or None when Pillow
@@ -96,7 +99,8 @@ def image_size_from_header(img_bytes: bytes) -> Optional[Tuple[int, int]]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(img_bytes)) as pil:
+            with Image.open(source if isinstance(source, str) else
+                            io.BytesIO(source)) as pil:
                 return tuple(pil.size)
     except Image.DecompressionBombError:
         raise
@@ -104,13 +108,14 @@ def image_size_from_header(img_bytes: bytes) -> Optional[Tuple[int, int]]:
         return None
 
 
-def _check_pixels(img_bytes: bytes, filename: str,
+def _check_pixels(source: Union[bytes, str], filename: str,
                   max_pixels: Optional[int]) -> None:
-    """Refuse an image whose header announces more than ``max_pixels``."""
+    """Refuse an image whose header (in ``source``: the file content or a
+    local path) announces more than ``max_pixels``."""
     if max_pixels is None:
         return
     try:
-        size = image_size_from_header(img_bytes)
+        size = image_size_from_header(source)
     except Image.DecompressionBombError as e:
         # Pillow refuses to even report sizes above twice its own limit
         if max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
@@ -275,6 +280,11 @@ class CrIBoCheckImageSize(BaseTransform):
             to the loader that follows, which reports it its own way.
         """
         filename = results['img_path']
+        if self.backend_args is None and osp.isfile(filename):
+            # a local file: Pillow reads its header, not the whole file
+            # (the loader that follows reads it once)
+            _check_pixels(filename, filename, self.max_pixels)
+            return results
         try:
             img_bytes = fileio.get(filename, backend_args=self.backend_args)
         except Exception:  # noqa: BLE001  (reported by the loader)
