@@ -68,6 +68,7 @@ CPUs of this project). Hence the fast path runs only from
 many rows, and :func:`block_bounds` never leaves a last key block shorter
 than that. Tests compare the results bit for bit with the fp32 path.
 """
+import functools
 import math
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
@@ -101,8 +102,10 @@ _FORMATS = {
 SEARCH_DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_has_fast_bf16() -> bool:
-    """Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX)."""
+    """Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX); read
+    once per process (the bank asks on every retrieval)."""
     probe = getattr(torch.cpu, '_is_avx512_bf16_supported', None)
     if probe is not None:
         try:
