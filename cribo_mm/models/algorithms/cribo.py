@@ -276,15 +276,11 @@ class CrIBo(BaseSelfSupervisor):
         with profile_part('head_projections'):
             student_global = self.neck(student_cls)
         no_objects = student_global.new_zeros(0, self.head.out_dim_c)
-        with profile_part('collapse_stats'):
-            stats = self._collapse_stats(teacher_global, no_objects)
-        with profile_part('loss'):
-            losses = self.head(
-                student_global=student_global,
-                teacher_global=teacher_global,
-                student_objects=no_objects,
-                teacher_objects=no_objects)
-        self._check_finite(losses)
+        losses, stats = self._head_losses(
+            student_global=student_global,
+            teacher_global=teacher_global,
+            student_objects=no_objects,
+            teacher_objects=no_objects)
         losses.update(stats)
         return losses
 
@@ -341,19 +337,15 @@ class CrIBo(BaseSelfSupervisor):
             student_objects = self.neck.forward_objects(
                 torch.cat([student_v1, student_v2]))
 
-        with profile_part('collapse_stats'):
-            stats = self._collapse_stats(teacher_global, teacher_objects)
-        with profile_part('loss'):
-            losses = self.head(
-                student_global=student_global,
-                teacher_global=teacher_global,
-                student_objects=student_objects,
-                teacher_objects=teacher_objects,
-                teacher_nn_v1=teacher_nn_v1,
-                teacher_nn_v2=teacher_nn_v2,
-                mask_v1=retrieval.mask_v1,
-                mask_v2=retrieval.mask_v2)
-        self._check_finite(losses)
+        losses, stats = self._head_losses(
+            student_global=student_global,
+            teacher_global=teacher_global,
+            student_objects=student_objects,
+            teacher_objects=teacher_objects,
+            teacher_nn_v1=teacher_nn_v1,
+            teacher_nn_v2=teacher_nn_v2,
+            mask_v1=retrieval.mask_v1,
+            mask_v2=retrieval.mask_v2)
 
         if update_bank:
             with torch.no_grad(), profile_part('bank'), fp32_region(device):
@@ -396,6 +388,29 @@ class CrIBo(BaseSelfSupervisor):
         projected = self.teacher_neck.forward_objects(
             torch.cat([nn_v1, nn_v2]))
         return projected[:nn_v1.shape[0]], projected[nn_v1.shape[0]:]
+
+    def _head_losses(self, **head_inputs) -> tuple:
+        """The loss terms of one step and this step's collapse statistics.
+
+        The statistics are taken before the head runs (its forward moves the
+        centres); a non-finite loss stops the step here.
+
+        Args:
+            **head_inputs: Keyword inputs of the head (``CrIBoLoss``), among
+                them ``teacher_global`` (2B, out_dim) and
+                ``teacher_objects`` (2C, out_dim_c).
+
+        Returns:
+            tuple[dict, dict]: The head's losses and the statistics of
+            :meth:`_collapse_stats`.
+        """
+        with profile_part('collapse_stats'):
+            stats = self._collapse_stats(head_inputs['teacher_global'],
+                                         head_inputs['teacher_objects'])
+        with profile_part('loss'):
+            losses = self.head(**head_inputs)
+        self._check_finite(losses)
+        return losses, stats
 
     def _collapse_stats(self, teacher_global: torch.Tensor,
                         teacher_objects: torch.Tensor
