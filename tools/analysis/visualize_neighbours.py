@@ -187,7 +187,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
     from cribo_mm.models.utils.memory_bank import retrieve_cycle_consistent
     from cribo_mm.visualization import (add_header, collect_image_infos,
-                                        compose_neighbour_pair,
+                                        compose_neighbour_pair, load_config,
                                         object_mask_in_original, render,
                                         save_png, show_image, tile)
 
@@ -199,7 +199,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         bank_infos = []
     elif args.bank_images:
         bank_infos, _ = collect_image_infos(
-            _data_cfg_for_bank(args), args.bank_images, args.dataset_key)
+            load_config(args.dataset_config or args.config,
+                        args.cfg_options),
+            args.bank_images, args.dataset_key)
         bank_infos = bank_infos[:args.bank_size]
     else:
         bank_infos = infos[end:end + args.bank_size]
@@ -359,15 +361,6 @@ def _write_json(json_path: str, args, num_valid: int, share: float,
                        for p in pairs]),
             f,
             indent=1)
-
-
-def _data_cfg_for_bank(args):
-    """The config whose pipeline the bank images go through."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(args.dataset_config or args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    return cfg
 
 
 if __name__ == '__main__':
