@@ -78,3 +78,20 @@ def test_errors_name_the_fault(tmp_path):
         tool.main(['no-path'])
     with pytest.raises(FileNotFoundError, match='no dense_nn'):
         tool.latest_json(str(tmp_path))
+
+
+def test_a_file_that_is_not_a_result_is_named(tmp_path, capsys):
+    tool = _tool()
+    broken = tmp_path / 'broken' / 'dense_nn_1.json'
+    broken.parent.mkdir()
+    broken.write_text('{')
+    other = tmp_path / 'other' / 'dense_nn_1.json'
+    other.parent.mkdir()
+    other.write_text('{"x": 1}')
+    with pytest.raises(SystemExit):
+        tool.main([f'a={broken.parent}'])
+    assert f'{broken}: not valid JSON' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main([f'a={other.parent}'])
+    assert f'{other} is not a dense_nn_retrieval.py result' in \
+        capsys.readouterr().err

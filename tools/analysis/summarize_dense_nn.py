@@ -79,8 +79,15 @@ def summarize(rows: Sequence[tuple], fraction: Optional[str] = None
     for name, paths in rows:
         per_fraction: Dict[str, list] = {}
         for path in paths:
-            with open(latest_json(path)) as f:
-                result = json.load(f)
+            file = latest_json(path)
+            with open(file) as f:
+                try:
+                    result = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f'{file}: not valid JSON ({e})') from None
+            if not isinstance(result, dict) or 'summary' not in result:
+                raise ValueError(f'{file} is not a dense_nn_retrieval.py '
+                                 'result (no "summary")')
             for frac, summary in result['summary'].items():
                 if fraction is not None and frac != fraction:
                     continue
