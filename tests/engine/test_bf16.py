@@ -115,8 +115,9 @@ def _record(model, monkeypatch):
     # inside the clustering and the loss: the functions they call
     monkeypatch.setattr(clustering, 'sinkhorn_knopp',
                         probe('sinkhorn', clustering.sinkhorn_knopp))
-    monkeypatch.setattr(cribo_loss, 'global_loss',
-                        probe('global_loss', cribo_loss.global_loss))
+    monkeypatch.setattr(
+        cribo_loss, 'paired_soft_cross_entropy',
+        probe('soft_cross_entropy', cribo_loss.paired_soft_cross_entropy))
     # the bank methods, as called by the model
     model.memory_bank.retrieve = probe('retrieve', model.memory_bank.retrieve)
     model.memory_bank.update = probe('update', model.memory_bank.update)
@@ -143,7 +144,7 @@ def test_bf16_train_step_on_cpu(no_cuda, monkeypatch):
     assert seen['qkv'] == torch.bfloat16  # the backbone runs in bf16
     # clustering, bank matching/update and losses in float32
     assert seen['cluster_matmul'] == torch.bfloat16  # the caller's region
-    for part in ('sinkhorn', 'retrieve', 'update', 'global_loss'):
+    for part in ('sinkhorn', 'retrieve', 'update', 'soft_cross_entropy'):
         assert seen[part + '_matmul'] == torch.float32, part
     assert seen['cluster'].centroids_v1.dtype == torch.float32
     assert {k: v.dtype for k, v in seen['loss'].items()} == {

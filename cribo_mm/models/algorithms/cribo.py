@@ -392,8 +392,9 @@ class CrIBo(BaseSelfSupervisor):
     def _head_losses(self, **head_inputs) -> tuple:
         """The loss terms of one step and this step's collapse statistics.
 
-        The statistics are taken before the head runs (its forward moves the
-        centres); a non-finite loss stops the step here.
+        A head with ``collapse_stats`` (``CrIBoLoss``) returns the teacher
+        statistics of this step's loss from the same pass (before its
+        centres move); a non-finite loss stops the step here.
 
         Args:
             **head_inputs: Keyword inputs of the head (``CrIBoLoss``), among
@@ -402,25 +403,15 @@ class CrIBo(BaseSelfSupervisor):
 
         Returns:
             tuple[dict, dict]: The head's losses and the statistics of
-            :meth:`_collapse_stats`.
+            :meth:`CrIBoLoss.collapse_stats` (empty for other heads).
         """
-        with profile_part('collapse_stats'):
-            stats = self._collapse_stats(head_inputs['teacher_global'],
-                                         head_inputs['teacher_objects'])
+        if hasattr(self.head, 'collapse_stats'):
+            head_inputs['collapse_stats'] = True
         with profile_part('loss'):
             losses = self.head(**head_inputs)
         self._check_finite(losses)
+        stats = {k: losses.pop(k) for k in list(losses) if k not in LOSS_TERMS}
         return losses, stats
-
-    def _collapse_stats(self, teacher_global: torch.Tensor,
-                        teacher_objects: torch.Tensor
-                        ) -> Dict[str, torch.Tensor]:
-        """Teacher entropies of this step's loss (before the centres move),
-        logged every iteration; empty if the head does not provide them."""
-        stats_fn = getattr(self.head, 'collapse_stats', None)
-        if stats_fn is None:
-            return {}
-        return stats_fn(teacher_global, teacher_objects)
 
     def _check_finite(self, losses: Dict[str, torch.Tensor]) -> None:
         terms = torch.stack([losses[k].detach().float() for k in LOSS_TERMS])

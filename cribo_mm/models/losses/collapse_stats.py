@@ -25,12 +25,12 @@ import math
 from typing import Dict
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from cribo_mm.models.utils.precision import fp32_region
+from cribo_mm.models.utils.row_blocks import block_rows_for
 
-__all__ = ['entropy', 'teacher_collapse_stats']
+__all__ = ['entropy', 'row_entropy', 'summarize', 'teacher_collapse_stats']
 
 
 def entropy(probs: Tensor, dim: int = -1) -> Tensor:
@@ -45,6 +45,42 @@ def entropy(probs: Tensor, dim: int = -1) -> Tensor:
     """
     logp = torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
     return -(probs * logp).sum(dim=dim)
+
+
+def row_entropy(logits: Tensor, probs: Tensor) -> Tensor:
+    """Entropies of ``probs = softmax(logits)``, row-wise, in nats.
+
+    ``H(p) = logsumexp(z) - p . z``: exact algebra that needs no
+    ``log p`` (rows with underflowed probabilities stay exact).
+
+    Args:
+        logits (Tensor): (N, K) float logits ``z``.
+        probs (Tensor): (N, K) ``softmax(z)``.
+
+    Returns:
+        Tensor: (N,) entropies, rounding below 0 clamped to 0.
+    """
+    return (torch.logsumexp(logits, dim=-1) -
+            torch.linalg.vecdot(probs, logits)).clamp_min(0)
+
+
+def summarize(entropy_sum: Tensor, prob_sum: Tensor,
+              rows: int) -> Dict[str, Tensor]:
+    """The statistics from running sums over ``rows`` teacher rows.
+
+    Args:
+        entropy_sum (Tensor): 0-dim sum of the row entropies.
+        prob_sum (Tensor): (K,) sum of the rows' probabilities.
+        rows (int): Number of rows summed (>= 1).
+
+    Returns:
+        dict[str, Tensor]: See :func:`teacher_collapse_stats`.
+    """
+    return dict(
+        entropy=(entropy_sum / rows).float(),
+        batch_entropy=entropy(prob_sum.float() / rows),
+        max_entropy=prob_sum.new_tensor(math.log(prob_sum.shape[0]),
+                                        dtype=torch.float32))
 
 
 @torch.no_grad()
@@ -68,15 +104,16 @@ def teacher_collapse_stats(teacher: Tensor, center: Tensor,
     if teacher.dim() != 2 or teacher.shape[0] == 0:
         raise ValueError('teacher_collapse_stats needs (N, K) teacher '
                          f'outputs with N >= 1, got {tuple(teacher.shape)}')
-    # log-softmax keeps the per-row entropy exact for very peaked rows
+    width = teacher.shape[1]
     with fp32_region(teacher.device):  # float32 also under autocast
-        # (N, K) temporaries: the centred logits (scaled in place), logp,
-        # probs
-        logp = F.log_softmax(
-            torch.sub(teacher.float(), center.float()).div_(temp), dim=-1)
-        probs = logp.exp()
-        row_entropy = -torch.linalg.vecdot(probs, logp).mean()
-        return dict(
-            entropy=row_entropy,
-            batch_entropy=entropy(probs.mean(dim=0)),
-            max_entropy=row_entropy.new_tensor(math.log(teacher.shape[1])))
+        entropy_sum = teacher.new_zeros((), dtype=torch.float64)
+        prob_sum = teacher.new_zeros(width, dtype=torch.float32)
+        step = block_rows_for(width, teacher.device)
+        # blocks of cache-sized (rows, K) temporaries: see soft_cross_entropy
+        for start in range(0, teacher.shape[0], step):
+            logits = torch.sub(teacher[start:start + step].float(),
+                               center.float()).div_(temp)
+            probs = torch.softmax(logits, dim=-1)
+            entropy_sum += row_entropy(logits, probs).sum(dtype=torch.float64)
+            prob_sum += probs.sum(dim=0)
+        return summarize(entropy_sum, prob_sum, teacher.shape[0])

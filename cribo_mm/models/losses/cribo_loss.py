@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from cribo_mm.models.utils.precision import fp32_region
 from cribo_mm.registry import MODELS
-from .collapse_stats import teacher_collapse_stats
+from .collapse_stats import summarize, teacher_collapse_stats
+from .soft_cross_entropy import PairedTerm, paired_soft_cross_entropy
 
 __all__ = [
     'teacher_temperature_table', 'teacher_temperature_schedule', 'global_loss',
@@ -78,48 +79,46 @@ def teacher_temperature_schedule(epoch: int, warmup_temp: float,
     return table[epoch] if epoch < len(table) else float(final_temp)
 
 
-def _scaled_float(logits: Tensor, temp: float) -> Tensor:
-    """``logits / temp`` in float32; low-precision (autocast) logits are
-    converted and then scaled in place: one (N, out) copy, not two."""
-    if logits.dtype == torch.float32:
-        return logits / temp
-    return logits.float().div_(temp)
+def _swap_term(rows_per_view: int, device: torch.device) -> PairedTerm:
+    """Each view's row k teaches the other view's row k: student row i is
+    taught by teacher row ``(i + n) mod 2n`` (view-major rows)."""
+    rows = torch.arange(2 * rows_per_view)
+    return PairedTerm(0, rows,
+                      rows.roll(rows_per_view).to(device))
 
 
-def _teacher_probs(teacher: Tensor, center: Tensor, temp: float) -> Tensor:
-    # one (N, out) temporary: the centred logits are scaled in place
-    return F.softmax(torch.sub(teacher, center).div_(temp), dim=-1)
-
-
-def _cross_entropy(probs: Tensor, student_logits: Tensor) -> Tensor:
-    """Row-wise ``H(probs, softmax(student_logits))``, shape (N,)."""
-    # negating the (N,) sums, not the (N, out) probabilities: one (N, out)
-    # temporary less, the same values (negation is exact)
-    return -torch.sum(probs * F.log_softmax(student_logits, dim=-1), dim=-1)
-
-
-def _swapped_views_loss(student_views: Sequence[Tensor], teacher: Tensor,
-                        center: Tensor, teacher_temp: float) -> Tensor:
-    """Mean over the pairs (teacher v1, student v2) and (teacher v2,
-    student v1) of the row-averaged cross-entropy.
+def _swapped_views_sum(student_views: Tensor, student_temp: float,
+                       teacher: Tensor, center: Tensor, teacher_temp: float,
+                       extra_teachers: Sequence[Tensor] = (),
+                       extra_terms: Sequence[PairedTerm] = (),
+                       stats: bool = False):
+    """The swapped-views cross-entropy sum (term 0) and any extra terms.
 
     Args:
-        student_views (Sequence[Tensor]): Two (N, out) student logits,
-            already divided by the student temperature.
-        teacher (Tensor): (2N, out) view-major teacher outputs.
+        student_views (Tensor): (2n, out) student outputs, view-major.
+        student_temp (float): Student temperature.
+        teacher (Tensor): (2n, out) teacher outputs (teacher 0).
         center (Tensor): (1, out) teacher centre.
         teacher_temp (float): Teacher temperature.
+        extra_teachers (Sequence[Tensor]): Teachers 1, 2, ... of the extra
+            terms.
+        extra_terms (Sequence[PairedTerm]): Further terms on the same
+            student rows.
+        stats (bool): Also return the collapse statistics of ``teacher``.
 
     Returns:
-        Tensor: 0-dim loss.
+        tuple: ``sums`` (1 + len(extra_terms),) and, with ``stats``, the
+        statistics dict of :func:`collapse_stats.summarize`.
     """
-    teacher_views = _teacher_probs(teacher.detach(), center,
-                                   teacher_temp).chunk(2)
-    total = 0
-    for t_view, s_view in ((0, 1), (1, 0)):
-        total += _cross_entropy(teacher_views[t_view],
-                                student_views[s_view]).mean()
-    return total / 2
+    rows_per_view = teacher.shape[0] // 2
+    sums, entropy_sum, prob_sum = paired_soft_cross_entropy(
+        student_views, student_temp, (teacher, *extra_teachers), center,
+        teacher_temp, (_swap_term(rows_per_view, teacher.device),
+                       *extra_terms),
+        stats_term=0 if stats else -1)
+    if not stats:
+        return sums, None
+    return sums, summarize(entropy_sum, prob_sum, teacher.shape[0])
 
 
 def global_loss(student_global: Tensor,
@@ -127,7 +126,9 @@ def global_loss(student_global: Tensor,
                 center: Tensor,
                 teacher_temp: float,
                 student_temp: float = 0.1) -> Tensor:
-    """DINO loss between the CLS projections of the two views.
+    """DINO loss between the CLS projections of the two views: the mean of
+    the row-averaged cross-entropies (teacher view 1, student view 2) and
+    (teacher view 2, student view 1).
 
     Args:
         student_global (Tensor): (2B, out_dim) student head outputs,
@@ -140,8 +141,9 @@ def global_loss(student_global: Tensor,
     Returns:
         Tensor: 0-dim loss.
     """
-    return _swapped_views_loss((student_global / student_temp).chunk(2),
-                               teacher_global, center, teacher_temp)
+    sums, _ = _swapped_views_sum(student_global, student_temp,
+                                 teacher_global, center, teacher_temp)
+    return sums[0] / teacher_global.shape[0]
 
 
 def object_crossview_loss(student_objects: Tensor,
@@ -164,18 +166,8 @@ def object_crossview_loss(student_objects: Tensor,
         Tensor: 0-dim loss; 0 when there is no object (C = 0), where the
         reference would give NaN.
     """
-    return _crossview_from_logits(
-        (student_objects / student_temp_c).chunk(2), teacher_objects,
-        center_c, teacher_temp_c)
-
-
-def _crossview_from_logits(student_views: Sequence[Tensor],
-                           teacher_objects: Tensor, center_c: Tensor,
-                           teacher_temp_c: float) -> Tensor:
-    if teacher_objects.shape[0] == 0:
-        return student_views[0][:0].sum()
-    return _swapped_views_loss(student_views, teacher_objects, center_c,
-                               teacher_temp_c)
+    return _object_losses(student_objects, student_temp_c, teacher_objects,
+                          center_c, teacher_temp_c)[0]['crossview']
 
 
 def object_crossimage_loss(student_objects: Tensor,
@@ -217,59 +209,136 @@ def object_crossimage_loss(student_objects: Tensor,
     Returns:
         Tensor: 0-dim loss.
     """
-    return _crossimage_from_logits(
-        (student_objects / student_temp_c).chunk(2), teacher_nn_v1, mask_v1,
-        teacher_nn_v2, mask_v2, center_c, teacher_temp_c, normalization)
+    _check_normalization(normalization)
+    teachers, terms = _neighbour_terms(
+        student_objects.shape[0] // 2,
+        (teacher_nn_v1, mask_v1, teacher_nn_v2, mask_v2))
+    # teacher 0 of the pass is unused here: the terms name teachers 1, 2
+    sums, _, _ = paired_soft_cross_entropy(
+        student_objects, student_temp_c, (teachers[1][:0], *teachers[1:]),
+        center_c, teacher_temp_c, terms)
+    return _crossimage_value(sums, terms, normalization,
+                             student_objects[:0].sum())
 
 
-def _masked_rows(rows: Tensor, mask: Tensor, count: int,
-                 name: str) -> Tensor:
-    """``rows[mask]`` for one row per object (C, out), or ``rows`` when it
-    already holds only the ``count`` masked rows (|M|, out)."""
-    if rows.shape[0] == mask.shape[0]:
-        return rows[mask]
-    if rows.shape[0] == count:
-        return rows
-    raise ValueError(
-        f'{name} has {rows.shape[0]} rows; expected one per object '
-        f'({mask.shape[0]}) or one per object in the mask ({count})')
-
-
-def _crossimage_from_logits(student_views: Sequence[Tensor],
-                            teacher_nn_v1: Tensor, mask_v1: Tensor,
-                            teacher_nn_v2: Tensor, mask_v2: Tensor,
-                            center_c: Tensor, teacher_temp_c: float,
-                            normalization: str) -> Tensor:
+def _check_normalization(normalization: str) -> None:
     if normalization not in CROSSIMAGE_NORMALIZATIONS:
         raise ValueError(f'normalization must be one of '
                          f'{CROSSIMAGE_NORMALIZATIONS}, got {normalization!r}')
-    if teacher_nn_v1.dim() == 3:
-        teacher_nn_v1 = teacher_nn_v1[0]
-    if teacher_nn_v2.dim() == 3:
-        teacher_nn_v2 = teacher_nn_v2[1]
-    mask_v1, mask_v2 = mask_v1.bool(), mask_v2.bool()
-    student_v1, student_v2 = student_views
-    zero = student_v1[:0].sum()
-    count1 = int(mask_v1.sum())
-    count2 = int(mask_v2.sum())
-    # Row-wise softmax: only the rows in the masks are computed.
-    nn1_probs = _teacher_probs(
-        _masked_rows(teacher_nn_v1, mask_v1, count1, 'teacher_nn_v1').detach(),
-        center_c, teacher_temp_c)
-    nn2_probs = _teacher_probs(
-        _masked_rows(teacher_nn_v2, mask_v2, count2, 'teacher_nn_v2').detach(),
-        center_c, teacher_temp_c)
-    term1 = _cross_entropy(nn1_probs, student_v2[mask_v1]).sum()
-    term2 = _cross_entropy(nn2_probs, student_v1[mask_v2]).sum()
+
+
+def _neighbour_terms(rows_per_view: int, neighbours: tuple) -> tuple:
+    """Teachers and pairs of the two cross-image terms.
+
+    Args:
+        rows_per_view (int): C, the objects per view.
+        neighbours (tuple): ``(teacher_nn_v1, mask_v1, teacher_nn_v2,
+            mask_v2)`` as :func:`object_crossimage_loss` takes them.
+
+    Returns:
+        tuple[list, list]: ``[None, nn_v1, nn_v2]`` (teacher ids 1 and 2)
+        and the two :class:`PairedTerm`: neighbours of view-1 objects in M1
+        teach view-2 student rows, those of view-2 objects in M2 view-1
+        rows.
+    """
+    nn_v1, mask_v1, nn_v2, mask_v2 = neighbours
+    if nn_v1.dim() == 3:
+        nn_v1 = nn_v1[0]
+    if nn_v2.dim() == 3:
+        nn_v2 = nn_v2[1]
+    terms = [
+        _neighbour_term(1, nn_v1, mask_v1.bool(), rows_per_view,
+                        'teacher_nn_v1'),
+        _neighbour_term(2, nn_v2, mask_v2.bool(), 0, 'teacher_nn_v2')
+    ]
+    return [None, nn_v1, nn_v2], terms
+
+
+def _crossimage_value(sums: Tensor, terms: Sequence[PairedTerm],
+                      normalization: str, zero: Tensor) -> Tensor:
+    """The cross-image loss from the sums of its two terms (the last two
+    entries of ``sums``)."""
+    count1, count2 = (term.student_rows.numel() for term in terms)
+    sum1, sum2 = sums[-2], sums[-1]
     if normalization == 'reference':
         # Reference quirk, kept on purpose: |M1| normalises the M2 sum too,
         # and an empty M1 switches the whole term off.
-        if count1 == 0:
-            return zero
-        return (term1 / count1 + term2 / count1) / 2
-    loss1 = term1 / count1 if count1 else zero
-    loss2 = term2 / count2 if count2 else zero
+        return (sum1 / count1 + sum2 / count1) / 2 if count1 else zero
+    loss1 = sum1 / count1 if count1 else zero
+    loss2 = sum2 / count2 if count2 else zero
     return (loss1 + loss2) / 2
+
+
+def _neighbour_term(teacher_id: int, rows: Tensor, mask: Tensor,
+                    student_offset: int, name: str) -> PairedTerm:
+    """Pairs of a cross-image term: neighbour rows of the objects in
+    ``mask`` teach the student rows ``student_offset + k``.
+
+    ``rows`` holds one row per object (C, out) or only the |M| masked rows.
+    """
+    objects = torch.nonzero(mask.cpu(), as_tuple=True)[0]
+    if rows.shape[0] == mask.shape[0]:
+        teacher_rows = objects
+    elif rows.shape[0] == objects.numel():
+        teacher_rows = torch.arange(objects.numel())
+    else:
+        raise ValueError(
+            f'{name} has {rows.shape[0]} rows; expected one per object '
+            f'({mask.shape[0]}) or one per object in the mask '
+            f'({objects.numel()})')
+    return PairedTerm(teacher_id, objects + student_offset,
+                      teacher_rows.to(rows.device))
+
+
+def _object_losses(student_objects: Tensor, student_temp: float,
+                   teacher_objects: Tensor, center_c: Tensor,
+                   teacher_temp: float, neighbours: Optional[tuple] = None,
+                   normalization: str = 'reference', stats: bool = False):
+    """Cross-view and cross-image object losses from one blockwise pass.
+
+    Args:
+        student_objects (Tensor): (2C, out) student objects, view-major.
+        student_temp (float): Student temperature.
+        teacher_objects (Tensor): (2C, out) teacher objects.
+        center_c (Tensor): (1, out) object centre.
+        teacher_temp (float): Teacher temperature.
+        neighbours (tuple, optional): ``(teacher_nn_v1, mask_v1,
+            teacher_nn_v2, mask_v2)`` as :func:`object_crossimage_loss`;
+            None leaves the cross-image loss at 0.
+        normalization (str): See :func:`object_crossimage_loss`.
+        stats (bool): Also return the teacher objects' collapse statistics.
+
+    Returns:
+        tuple[dict, dict | None]: ``{'crossview', 'crossimage'}`` 0-dim
+        losses, and the statistics (None without ``stats`` or objects).
+    """
+    _check_normalization(normalization)
+    zero = student_objects[:0].sum()
+    if teacher_objects.shape[0] == 0:
+        return dict(crossview=zero, crossimage=zero), None
+    extra_teachers, extra_terms = [], []
+    if neighbours is not None:
+        teachers, extra_terms = _neighbour_terms(
+            teacher_objects.shape[0] // 2, neighbours)
+        extra_teachers = teachers[1:]
+    sums, statistics = _swapped_views_sum(
+        student_objects, student_temp, teacher_objects, center_c,
+        teacher_temp, extra_teachers, extra_terms, stats)
+    losses = dict(crossview=sums[0] / teacher_objects.shape[0],
+                  crossimage=zero)
+    if extra_terms:
+        losses['crossimage'] = _crossimage_value(sums, extra_terms,
+                                                 normalization, zero)
+    return losses, statistics
+
+
+def _named_stats(head: str, stats: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """The logged names of one head's collapse statistics."""
+    return {
+        f'teacher_entropy_{head}': stats['entropy'],
+        f'teacher_batch_entropy_{head}': stats['batch_entropy'],
+        f'log_out_dim_{head}': stats['max_entropy'],
+    }
 
 
 @MODELS.register_module()
@@ -352,12 +421,17 @@ class CrIBoLoss(nn.Module):
                 teacher_nn_v2: Optional[Tensor] = None,
                 mask_v1: Optional[Tensor] = None,
                 mask_v2: Optional[Tensor] = None,
-                update_center: bool = True) -> Dict[str, Tensor]:
+                update_center: bool = True,
+                collapse_stats: bool = False) -> Dict[str, Tensor]:
         """Compute the losses (with the current centres), then update the
         centres.
 
-        All inputs are cast to float32 and autocast is disabled. Teacher
-        inputs are detached.
+        Arithmetic is float32 whatever the input dtype, with autocast
+        disabled; gradients reach the student inputs in their own dtype.
+        Teacher inputs are detached. The object terms share one blockwise
+        pass (:mod:`~cribo_mm.models.losses.soft_cross_entropy`), so the
+        gradients of the cross-view and cross-image terms reach each student
+        object together, as in the reference.
 
         Args:
             student_global (Tensor): (2B, out_dim) student CLS head outputs,
@@ -377,37 +451,36 @@ class CrIBoLoss(nn.Module):
             mask_v1 (Tensor, optional): (C,) bool mask M1.
             mask_v2 (Tensor, optional): (C,) bool mask M2.
             update_center (bool): Update the centres. Defaults to True.
+            collapse_stats (bool): Also return the statistics of
+                :meth:`collapse_stats`, taken in the same pass. Defaults to
+                False.
 
         Returns:
             dict[str, Tensor]: 0-dim float32 ``loss_global``,
             ``loss_object_crossview`` and ``loss_object_crossimage`` (0 when
-            ``crossimage_enabled`` is False or no neighbours are given).
+            ``crossimage_enabled`` is False or no neighbours are given);
+            with ``collapse_stats`` also the keys of :meth:`collapse_stats`.
         """
         with fp32_region(student_global.device):
-            student_global = student_global.float()
-            teacher_global = teacher_global.float()
-            teacher_objects = teacher_objects.float()
-            # One scaled copy of the student objects feeds both object
-            # terms, so their gradients accumulate as in the reference.
-            student_obj_views = _scaled_float(student_objects,
-                                              self.student_temp_c).chunk(2)
+            sums, global_stats = _swapped_views_sum(
+                student_global, self.student_temp, teacher_global,
+                self.center, self.teacher_temp, stats=collapse_stats)
+            neighbours = (teacher_nn_v1, mask_v1, teacher_nn_v2, mask_v2)
+            if not (self.crossimage_enabled
+                    and all(t is not None for t in neighbours)):
+                neighbours = None
+            objects, object_stats = _object_losses(
+                student_objects, self.student_temp_c, teacher_objects,
+                self.center_c, self.teacher_temp_c, neighbours,
+                self.crossimage_normalization, stats=collapse_stats)
             losses = dict(
-                loss_global=global_loss(student_global, teacher_global,
-                                        self.center, self.teacher_temp,
-                                        self.student_temp),
-                loss_object_crossview=_crossview_from_logits(
-                    student_obj_views, teacher_objects, self.center_c,
-                    self.teacher_temp_c))
-            neighbours = (teacher_nn_v1, teacher_nn_v2, mask_v1, mask_v2)
-            if self.crossimage_enabled and all(t is not None
-                                               for t in neighbours):
-                losses['loss_object_crossimage'] = _crossimage_from_logits(
-                    student_obj_views, teacher_nn_v1.float(), mask_v1,
-                    teacher_nn_v2.float(), mask_v2, self.center_c,
-                    self.teacher_temp_c, self.crossimage_normalization)
-            else:
-                losses['loss_object_crossimage'] = student_global.new_zeros(
-                    ())
+                loss_global=sums[0] / teacher_global.shape[0],
+                loss_object_crossview=objects['crossview'].float(),
+                loss_object_crossimage=objects['crossimage'].float())
+            if collapse_stats:
+                losses.update(_named_stats('global', global_stats))
+                if object_stats is not None:
+                    losses.update(_named_stats('object', object_stats))
             if update_center:
                 self.update_center(teacher_global, teacher_objects)
         return losses
@@ -438,10 +511,9 @@ class CrIBoLoss(nn.Module):
             heads.append(('object', teacher_objects, self.center_c,
                           self.teacher_temp_c))
         for name, teacher, center, temp in heads:
-            stats = teacher_collapse_stats(teacher, center, temp)
-            out[f'teacher_entropy_{name}'] = stats['entropy']
-            out[f'teacher_batch_entropy_{name}'] = stats['batch_entropy']
-            out[f'log_out_dim_{name}'] = stats['max_entropy']
+            out.update(
+                _named_stats(name,
+                             teacher_collapse_stats(teacher, center, temp)))
         return out
 
     @torch.no_grad()
@@ -457,13 +529,12 @@ class CrIBoLoss(nn.Module):
             teacher_objects (Tensor): (2C, out_dim_c) projected teacher
                 objects (C may differ across ranks).
         """
-        teacher_global = teacher_global.float()
-        teacher_objects = teacher_objects.float()
+        # float32 sums without a float32 copy of low-precision outputs
         stats = torch.cat([
-            teacher_global.sum(dim=0),
-            teacher_objects.sum(dim=0),
-            teacher_global.new_tensor(
-                [teacher_global.shape[0], teacher_objects.shape[0]])
+            teacher_global.sum(dim=0, dtype=torch.float32),
+            teacher_objects.sum(dim=0, dtype=torch.float32),
+            torch.tensor([teacher_global.shape[0], teacher_objects.shape[0]],
+                         dtype=torch.float32, device=teacher_global.device)
         ])
         if dist.get_world_size() > 1:
             dist.all_reduce(stats, op='sum')
