@@ -9,14 +9,8 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 
 from cribo_mm.registry import OPTIM_WRAPPERS
+from cribo_mm.utils.dtypes import parse_float_dtype
 
-_DTYPES = {
-    'float16': torch.float16,
-    'fp16': torch.float16,
-    'half': torch.float16,
-    'bfloat16': torch.bfloat16,
-    'bf16': torch.bfloat16,
-}
 _DEVICE_TYPES = ('auto', 'cuda', 'cpu')
 
 
@@ -45,16 +39,12 @@ def resolve_amp_settings(dtype: Union[str, torch.dtype, None] = 'auto',
                            'CPU)')
     if dtype is None or dtype == 'auto':
         dtype = torch.float16 if device_type == 'cuda' else torch.bfloat16
-    elif isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(
-                f'optim_wrapper.dtype must be "auto", "float16" or '
-                f'"bfloat16" (mixed precision; OptimWrapper trains in '
-                f'float32), got {dtype!r}')
-        dtype = _DTYPES[dtype]
-    if dtype not in (torch.float16, torch.bfloat16):
+    else:
+        dtype = parse_float_dtype(dtype, 'optim_wrapper.dtype ("auto" or a '
+                                  'mixed-precision format)')
+    if dtype == torch.float32:
         raise ValueError('optim_wrapper.dtype must be float16 or bfloat16 '
-                         f'(mixed precision), got {dtype}; use OptimWrapper '
+                         '(mixed precision), got float32; use OptimWrapper '
                          'for float32 training')
     if dtype == torch.float16 and device_type == 'cpu':
         raise ValueError(

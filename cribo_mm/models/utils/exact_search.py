@@ -77,6 +77,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cribo_mm.utils.dtypes import parse_float_dtype
+
 __all__ = [
     'MIN_ROWS', 'SEARCH_DTYPES', 'resolve_search_dtype', 'block_bounds',
     'fast_search_dtype',
@@ -161,24 +163,13 @@ def resolve_search_dtype(search_dtype: Union[str, torch.dtype, None],
         return None
     if search_dtype == 'auto':
         return fast_search_dtype(device)
-    if isinstance(search_dtype, torch.dtype):
-        key = str(search_dtype).replace('torch.', '')
-    else:
-        key = str(search_dtype).lower()
-    aliases = {
-        'float32': None,
-        'fp32': None,
-        'float': None,
-        'bfloat16': torch.bfloat16,
-        'bf16': torch.bfloat16,
-        'float16': torch.float16,
-        'fp16': torch.float16,
-        'half': torch.float16,
-    }
-    if key not in aliases:
-        raise ValueError(f'search_dtype must be one of {SEARCH_DTYPES}, got '
-                         f'{search_dtype!r}')
-    return aliases[key]
+    try:
+        dtype = parse_float_dtype(search_dtype, 'search_dtype')
+    except ValueError:
+        raise ValueError(f'search_dtype must be one of {SEARCH_DTYPES} (or '
+                         f'bf16 / fp16 / fp32), got {search_dtype!r}'
+                         ) from None
+    return None if dtype == torch.float32 else dtype
 
 
 def gamma(n: int) -> float:

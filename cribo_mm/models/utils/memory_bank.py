@@ -42,6 +42,7 @@ from mmengine import dist
 from torch import Tensor, nn
 
 from cribo_mm.registry import MODELS
+from cribo_mm.utils.dtypes import parse_float_dtype
 from .exact_search import (SearchStats, block_bounds, certified_topk,
                            resolve_search_dtype)
 
@@ -421,26 +422,6 @@ def all_gather_variable(tensor: Tensor) -> Tensor:
     return unpad_and_concat(dist.all_gather(padded), lengths)
 
 
-def _resolve_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
-    """Map a config string (``'float16'``, ``'fp16'``, ...) to a dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    aliases = {
-        'fp32': torch.float32,
-        'float32': torch.float32,
-        'float': torch.float32,
-        'fp16': torch.float16,
-        'float16': torch.float16,
-        'half': torch.float16,
-        'bf16': torch.bfloat16,
-        'bfloat16': torch.bfloat16,
-    }
-    key = str(dtype).replace('torch.', '').lower()
-    if key not in aliases:
-        raise ValueError(f'unsupported bank dtype {dtype!r}.')
-    return aliases[key]
-
-
 @MODELS.register_module()
 class CrIBoMemoryBank(nn.Module):
     """FIFO object memory bank with cycle-consistent nearest-neighbour lookup.
@@ -516,7 +497,7 @@ class CrIBoMemoryBank(nn.Module):
         self.search_dtype = search_dtype
         self.search_stats = SearchStats()
         self.last_search_stats = SearchStats()
-        storage = _resolve_dtype(dtype)
+        storage = parse_float_dtype(dtype, 'memory_bank.dtype')
         self.register_buffer(
             'objects',
             torch.rand(2, self.num_objects * self.num_images, self.embed_dim,
