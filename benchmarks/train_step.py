@@ -43,7 +43,7 @@ from cribo_mm.utils.profiling import StepProfiler  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ('ema_update', 'teacher_forward', 'student_forward', 'clustering',
-         'pooling', 'bank', 'head_projections', 'collapse_stats', 'loss',
+         'pooling', 'bank', 'head_projections', 'loss',
          'backward', 'optimizer_step', 'other')
 
 

@@ -468,3 +468,76 @@ def test_bank_search_dtype_switch_and_stats():
     assert "search_dtype='float32'" in repr(module)
     with pytest.raises(ValueError, match='int8'):
         CrIBoMemoryBank(4, 2, 8, search_dtype='int8')
+
+
+def _fresh_search_keys(bank_module, dtype):
+    keys = torch.empty(bank_module.objects.shape, dtype=dtype)
+    for view in range(2):
+        mb.normalize_converted(bank_module.objects[view], keys[view])
+    return keys
+
+
+@pytest.mark.parametrize('storage', ['float32', 'float16'])
+def test_cached_search_keys_follow_the_bank(storage):
+    """The cached low-precision copy shifts with the bank: over several
+    steps it equals a fresh conversion, and the results equal those of a
+    bank without the cache and of the fp32 search."""
+    gen = torch.Generator().manual_seed(13)
+    planted, v1, v2 = _planted_bank(gen)
+    banks = {}
+    for name, dtype, cache in [('cached', 'bfloat16', True),
+                               ('uncached', 'bfloat16', False),
+                               ('fp32', 'float32', True)]:
+        banks[name] = CrIBoMemoryBank(30, 30, 24, store_cls=False,
+                                      chunk_size=256, dtype=storage,
+                                      search_dtype=dtype,
+                                      cache_search_keys=cache)
+        banks[name].objects.copy_(planted)
+    assert banks['fp32'].search_keys() is None
+    assert banks['uncached'].search_keys() is None
+    for step in range(4):
+        counts = torch.tensor([7, 30, 3])
+        new1 = torch.randn(40, 24, generator=gen)
+        new2 = new1 + 0.1 * torch.randn(40, 24, generator=gen)
+        results = {
+            name: bank.retrieve(new1, new2)
+            for name, bank in banks.items()
+        }
+        for name in ('uncached', 'fp32'):
+            for a, b in zip(results['cached'], results[name]):
+                assert torch.equal(a, b), (step, name)
+        for bank in banks.values():
+            bank.update(new1, new2, counts)
+        cached = banks['cached']
+        assert cached._current_search_keys() is not None  # kept, shifted
+        assert torch.equal(cached.search_keys(),
+                           _fresh_search_keys(cached, torch.bfloat16))
+
+
+def test_cached_search_keys_rebuilt_after_outside_writes():
+    gen = torch.Generator().manual_seed(14)
+    planted, v1, v2 = _planted_bank(gen)
+    bank = CrIBoMemoryBank(30, 30, 24, store_cls=False, chunk_size=256,
+                           search_dtype='bfloat16')
+    first = bank.search_keys()
+    assert first is not None and first.dtype == torch.bfloat16
+    assert bank.search_keys() is first  # unchanged bank: same copy
+    bank.objects.copy_(planted)  # an in-place write outside update()
+    assert torch.equal(bank.search_keys(), _fresh_search_keys(
+        bank, torch.bfloat16))
+    state = {k: v.clone() for k, v in bank.state_dict().items()}
+    state['objects'].mul_(-1)
+    bank.load_state_dict(state)
+    assert torch.equal(bank.search_keys(), _fresh_search_keys(
+        bank, torch.bfloat16))
+    ref = retrieve_cycle_consistent(v1, v2, bank.objects, bank.num_valid,
+                                    True, chunk_size=256, search_dtype=None)
+    for a, b in zip(bank.retrieve(v1, v2), ref):
+        assert torch.equal(a, b)
+    bank.search_dtype = 'float16'  # another format: another copy
+    assert bank.search_keys().dtype == torch.float16
+    assert 'search_keys' not in bank.state_dict()
+    with pytest.raises(ValueError, match='copy of the bank'):
+        retrieve_cycle_consistent(v1, v2, bank.objects, bank.num_valid, True,
+                                  search_dtype='bfloat16',
+                                  search_keys=bank.search_keys())

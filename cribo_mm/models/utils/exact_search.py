@@ -82,7 +82,8 @@ from cribo_mm.utils.dtypes import parse_float_dtype
 __all__ = [
     'MIN_ROWS', 'SEARCH_DTYPES', 'resolve_search_dtype', 'block_bounds',
     'fast_search_dtype',
-    'SearchStats', 'LowPrecisionKeys', 'certified_topk', 'fast_error_bound'
+    'SearchStats', 'LowPrecisionKeys', 'normalize_converted',
+    'certified_topk', 'fast_error_bound'
 ]
 
 #: Fewest query rows (and key rows per block) for which float32 matmul
@@ -264,6 +265,37 @@ def _pow2_scale(absmax: Tensor) -> Tensor:
     return torch.exp2(-exp).to(torch.float32)
 
 
+def normalize_converted(rows: Tensor, out: Tensor,
+                        workspace: Optional[Dict[str, Tensor]] = None
+                        ) -> None:
+    """``out = lp(F.normalize(rows))``, the low-precision keys of a
+    normalised search (row by row: a row's result depends on that row only).
+
+    Single-threaded on a CPU, :data:`_SUB_BLOCK` rows at a time so that the
+    float32 rows stay in cache between the passes; otherwise in one pass
+    per operation (every operation on a CPU starts the threads, and waiting
+    for them dominates small operations on a busy machine).
+
+    Args:
+        rows (Tensor): (n, D) keys, any floating dtype.
+        out (Tensor): (n, D) bf16/fp16 destination.
+        workspace (dict, optional): Scratch buffers to reuse.
+    """
+    step = _SUB_BLOCK if (rows.device.type == 'cpu'
+                          and torch.get_num_threads() == 1) \
+        else max(rows.shape[0], 1)
+    dim = rows.shape[1]
+    tmp = _scratch(workspace, 'rows_fp32',
+                   min(step, rows.shape[0]) * dim, torch.float32,
+                   rows.device)
+    for start in range(0, rows.shape[0], step):
+        sub = rows[start:start + step].to(torch.float32)
+        num = sub.shape[0]
+        denom = _norm(sub).clamp_min(_NORM_EPS)
+        normed = torch.div(sub, denom, out=tmp[:num * dim].view(num, dim))
+        out[start:start + num].copy_(normed)
+
+
 class LowPrecisionKeys:
     """Keys of a search in low precision, block by block.
 
@@ -301,28 +333,32 @@ class LowPrecisionKeys:
         self._norm_bound: Optional[float] = None
         self._min_scale = 1.0
 
-    def _normalize_into(self, rows: Tensor, out: Tensor) -> None:
-        """``out = lp(F.normalize(rows))``.
+    @classmethod
+    def from_converted(cls, keys: Tensor, converted: Tensor,
+                       block_size: Optional[int]) -> 'LowPrecisionKeys':
+        """Normalised keys whose low-precision copy is already made.
 
-        Single-threaded on a CPU, :data:`_SUB_BLOCK` rows at a time so that
-        the float32 rows stay in cache between the passes; otherwise in one
-        pass per operation (every operation on a CPU starts the threads,
-        and waiting for them dominates small operations on a busy
-        machine).
+        Args:
+            keys (Tensor): (N, D) keys as the fp32 path reads them (the
+                fp32 re-scoring uses them).
+            converted (Tensor): (N, D) bf16/fp16 rows
+                ``normalize_converted(keys)`` made (e.g. a cache kept up to
+                date with the keys).
+            block_size (int, optional): Rows per block, as the fp32 path.
+
+        Returns:
+            LowPrecisionKeys: Searches ``converted`` block by block.
         """
-        step = _SUB_BLOCK if (rows.device.type == 'cpu'
-                              and torch.get_num_threads() == 1) \
-            else rows.shape[0]
-        tmp = _scratch(self.workspace, 'rows_fp32',
-                       min(step, rows.shape[0]) * self.dim, torch.float32,
-                       rows.device)
-        for start in range(0, rows.shape[0], step):
-            sub = rows[start:start + step].to(torch.float32)
-            num = sub.shape[0]
-            denom = _norm(sub).clamp_min(_NORM_EPS)
-            normed = torch.div(sub, denom, out=tmp[:num * self.dim].view(
-                num, self.dim))
-            out[start:start + num].copy_(normed)
+        if converted.shape != keys.shape:
+            raise ValueError(f'converted keys {tuple(converted.shape)} do '
+                             f'not match the keys {tuple(keys.shape)}')
+        lowp = cls(keys, converted.dtype, True, block_size)
+        lowp._cached = [(converted[start:end], 1.0)
+                        for start, end in lowp.bounds]
+        return lowp
+
+    def _normalize_into(self, rows: Tensor, out: Tensor) -> None:
+        normalize_converted(rows, out, self.workspace)
 
     @property
     def norm_bound(self) -> float:

@@ -43,7 +43,8 @@ from torch import Tensor, nn
 
 from cribo_mm.registry import MODELS
 from cribo_mm.utils.dtypes import parse_float_dtype
-from .exact_search import (SearchStats, block_bounds, certified_topk,
+from .exact_search import (LowPrecisionKeys, SearchStats, block_bounds,
+                           certified_topk, normalize_converted,
                            resolve_search_dtype)
 
 __all__ = [
@@ -127,7 +128,8 @@ def _search_bank(queries: Tensor,
                  chunk_size: Optional[int],
                  search_dtype: Optional[torch.dtype],
                  stats: Optional[SearchStats],
-                 workspace: Optional[dict] = None) -> Tensor:
+                 workspace: Optional[dict] = None,
+                 lowp_keys: Optional[LowPrecisionKeys] = None) -> Tensor:
     """Index of the fp32 top-1 neighbour, searched in ``search_dtype``.
 
     Args:
@@ -137,6 +139,9 @@ def _search_bank(queries: Tensor,
             low-precision search (:func:`certified_topk`), None for fp32.
         stats (SearchStats, optional): Receives the fallback count.
         workspace (dict, optional): Scratch buffers shared by searches.
+        lowp_keys (LowPrecisionKeys, optional): ``keys`` already converted
+            for the low-precision search (see
+            :meth:`CrIBoMemoryBank.search_keys`).
 
     Returns:
         Tensor: (C,) int64 index into ``keys``, equal to the fp32 path's.
@@ -152,7 +157,7 @@ def _search_bank(queries: Tensor,
         return exact(queries)[1][:, 0]
     return certified_topk(
         queries,
-        keys,
+        keys if lowp_keys is None else lowp_keys,
         1,
         exact,
         normalize=normalize_keys,
@@ -189,7 +194,8 @@ def retrieve_cycle_consistent(objects_v1: Tensor,
                               chunk_size: Optional[int] = None,
                               search_dtype: Union[str, torch.dtype,
                                                   None] = None,
-                              stats: Optional[SearchStats] = None
+                              stats: Optional[SearchStats] = None,
+                              search_keys: Optional[Tensor] = None
                               ) -> RetrievalResult:
     """Cycle-consistent top-1 retrieval of objects from the bank.
 
@@ -217,6 +223,10 @@ def retrieve_cycle_consistent(objects_v1: Tensor,
             device, None/``'float32'`` runs the fp32 path. The result is the
             same. Defaults to None.
         stats (SearchStats, optional): Receives query/fallback counts.
+        search_keys (Tensor, optional): (2, N, D) bf16/fp16
+            ``normalize_converted`` copy of ``bank`` in the search's format
+            (normalised matching only), so that the search does not convert
+            the bank; None converts it block by block.
 
     Returns:
         RetrievalResult: ``neighbours_v1``/``neighbours_v2`` are gathered
@@ -236,10 +246,23 @@ def retrieve_cycle_consistent(objects_v1: Tensor,
     q2 = F.normalize(objects_v2.to(work_dtype), dim=1)
     fast = resolve_search_dtype(search_dtype, device)
     workspace = {}  # the two searches share their scratch buffers
+    lowp = [None, None]
+    if fast is not None and search_keys is not None:
+        if search_keys.dtype != fast or search_keys.shape != bank.shape \
+                or not normalized_matching:
+            raise ValueError(
+                f'search_keys ({search_keys.dtype}, '
+                f'{tuple(search_keys.shape)}) must be the {fast} copy of '
+                f'the bank {tuple(bank.shape)} for a normalised search')
+        lowp = [
+            LowPrecisionKeys.from_converted(bank[view, :num_valid],
+                                            search_keys[view, :num_valid],
+                                            chunk_size) for view in (0, 1)
+        ]
     idx1 = _search_bank(q1, bank[0, :num_valid], normalized_matching,
-                        chunk_size, fast, stats, workspace)
+                        chunk_size, fast, stats, workspace, lowp[0])
     idx2 = _search_bank(q2, bank[1, :num_valid], normalized_matching,
-                        chunk_size, fast, stats, workspace)
+                        chunk_size, fast, stats, workspace, lowp[1])
     del workspace
     mask1 = _cycle_mask(bank[1, idx1], q2, normalized_matching)
     mask2 = _cycle_mask(bank[0, idx2], q1, normalized_matching)
@@ -319,7 +342,8 @@ def fifo_update(objects: Tensor,
                 new_counts: Tensor,
                 cls: Optional[Tensor] = None,
                 new_cls: Optional[Tensor] = None,
-                chunk_size: Optional[int] = None) -> None:
+                chunk_size: Optional[int] = None,
+                shifted_with: Sequence[Tensor] = ()) -> int:
     """FIFO update of the bank, in place, newest entries first.
 
     With ``B`` new images and ``S`` image slots, the new objects go to the
@@ -340,6 +364,12 @@ def fifo_update(objects: Tensor,
         new_cls (Tensor, optional): (2, B, D) CLS vectors to store, already
             in their stored form (normalised or not). Required with ``cls``.
         chunk_size (int, optional): Upper bound of slots moved by one copy.
+        shifted_with (Sequence[Tensor]): Further (2, K*S, ...) tensors
+            shifted exactly like ``objects`` (copies derived from it); their
+            first ``num_new`` slots are left for the caller to write.
+
+    Returns:
+        int: ``num_new``, the object slots written at the front.
     """
     num_slots = objects_per_image.shape[0]
     counts = new_counts.to(torch.long)
@@ -352,7 +382,8 @@ def fifo_update(objects: Tensor,
             f'{num_new + num_old} objects do not fit into the bank of '
             f'{objects.shape[1]} slots; an image has more objects than K.')
 
-    _shift_right(objects, num_old, num_new, 1, chunk_size)
+    for bank in (objects, *shifted_with):
+        _shift_right(bank, num_old, num_new, 1, chunk_size)
     objects[0, :num_new] = new_v1[:num_new]
     objects[1, :num_new] = new_v2[:num_new]
 
@@ -364,6 +395,7 @@ def fifo_update(objects: Tensor,
             raise ValueError('new_cls is required to update the CLS bank.')
         _shift_right(cls, num_old_images, num_new_images, 1, chunk_size)
         cls[:, :num_new_images] = new_cls[:, :num_new_images]
+    return num_new
 
 
 def pad_to_length(tensor: Tensor, length: int) -> Tensor:
@@ -469,6 +501,15 @@ class CrIBoMemoryBank(nn.Module):
             search) or ``'auto'``: bf16 on a CPU with native bf16 dot
             products or a bf16-capable GPU, fp16 on older GPUs, else fp32.
             Defaults to ``'auto'``.
+        cache_search_keys (bool): Keep the normalised bf16/fp16 copy of the
+            bank that a low-precision search multiplies (half the size of a
+            float32 bank) and shift it with the bank in :meth:`update`,
+            instead of normalising and converting the whole bank at every
+            :meth:`retrieve`. Used with ``normalized_matching`` and a
+            low-precision ``search_dtype`` only; not saved in checkpoints;
+            rebuilt when the bank changed outside :meth:`update` (loading,
+            moving, in-place edits: the tensor's version counter tells).
+            Defaults to True.
 
     Attributes:
         search_stats (SearchStats): Queries searched in low precision and
@@ -485,7 +526,8 @@ class CrIBoMemoryBank(nn.Module):
                  store_cls: bool = True,
                  dtype: Union[str, torch.dtype] = 'float32',
                  chunk_size: Optional[int] = 65536,
-                 search_dtype: str = 'auto') -> None:
+                 search_dtype: str = 'auto',
+                 cache_search_keys: bool = True) -> None:
         super().__init__()
         self.num_images = int(num_images)
         self.num_objects = int(num_objects)
@@ -495,6 +537,9 @@ class CrIBoMemoryBank(nn.Module):
         self.chunk_size = chunk_size
         resolve_search_dtype(search_dtype)  # validates the name
         self.search_dtype = search_dtype
+        self.cache_search_keys = cache_search_keys
+        self._search_keys: Optional[Tensor] = None
+        self._search_keys_stamp: Optional[tuple] = None
         self.search_stats = SearchStats()
         self.last_search_stats = SearchStats()
         storage = parse_float_dtype(dtype, 'memory_bank.dtype')
@@ -545,10 +590,48 @@ class CrIBoMemoryBank(nn.Module):
             normalized_matching=self.normalized_matching,
             chunk_size=self.chunk_size,
             search_dtype=self.search_dtype,
-            stats=stats)
+            stats=stats,
+            search_keys=self.search_keys())
         self.last_search_stats = stats
         self.search_stats.add(stats.queries, stats.fallbacks)
         return result
+
+    def _objects_stamp(self) -> tuple:
+        """What changes whenever ``objects`` is written or replaced."""
+        return (self.objects._version, self.objects.data_ptr(),
+                self.objects.device, tuple(self.objects.shape))
+
+    def _current_search_keys(self) -> Optional[Tensor]:
+        """The cached copy if it still mirrors ``objects``, else None."""
+        if self._search_keys is not None and \
+                self._search_keys_stamp == self._objects_stamp():
+            return self._search_keys
+        return None
+
+    @torch.no_grad()
+    def search_keys(self) -> Optional[Tensor]:
+        """The (2, K*S, D) low-precision copy the search multiplies.
+
+        Returns:
+            Tensor | None: ``normalize_converted(objects)`` in the search's
+            format, built if missing or out of date; None when it is not
+            used (``cache_search_keys`` off, raw matching or an fp32
+            search).
+        """
+        fast = resolve_search_dtype(self.search_dtype, self.objects.device)
+        if not (self.cache_search_keys and self.normalized_matching
+                and fast is not None):
+            self._search_keys = None
+            return None
+        keys = self._current_search_keys()
+        if keys is None or keys.dtype != fast:
+            keys = torch.empty(self.objects.shape, dtype=fast,
+                               device=self.objects.device)
+            for view in range(2):
+                normalize_converted(self.objects[view], keys[view])
+            self._search_keys = keys
+            self._search_keys_stamp = self._objects_stamp()
+        return keys
 
     def _sync_ranks_once(self) -> None:
         """Broadcast rank 0's bank once, so ranks start identical."""
@@ -591,7 +674,8 @@ class CrIBoMemoryBank(nn.Module):
                 new_cls = F.normalize(new_cls, dim=2)
             new_cls = all_gather_variable(
                 new_cls.transpose(0, 1).contiguous()).transpose(0, 1)
-        fifo_update(
+        keys = self._current_search_keys()
+        num_new = fifo_update(
             self.objects,
             self.objects_per_image,
             pairs[:, 0],
@@ -599,7 +683,16 @@ class CrIBoMemoryBank(nn.Module):
             counts,
             cls=self.cls if self.store_cls else None,
             new_cls=new_cls,
-            chunk_size=self.chunk_size)
+            chunk_size=self.chunk_size,
+            shifted_with=() if keys is None else (keys, ))
+        if keys is None:
+            self._search_keys = None  # stale: rebuilt by the next search
+        else:
+            # the new entries as stored (storage dtype), converted
+            for view in range(2):
+                normalize_converted(self.objects[view, :num_new],
+                                    keys[view, :num_new])
+            self._search_keys_stamp = self._objects_stamp()
         self.num_inserted += counts.shape[0]
 
     @property
