@@ -627,8 +627,12 @@ class CrIBoMemoryBank(nn.Module):
         if keys is None or keys.dtype != fast:
             keys = torch.empty(self.objects.shape, dtype=fast,
                                device=self.objects.device)
-            for view in range(2):
-                normalize_converted(self.objects[view], keys[view])
+            workspace = {}  # one chunk-sized float32 scratch for all
+            for start, end in block_bounds(self.objects.shape[1],
+                                           self.chunk_size):
+                for view in range(2):
+                    normalize_converted(self.objects[view, start:end],
+                                        keys[view, start:end], workspace)
             self._search_keys = keys
             self._search_keys_stamp = self._objects_stamp()
         return keys
