@@ -30,6 +30,8 @@ Layout of a generated folder::
     <root>/val/images/...
     <root>/val/labels/...
 """
+import functools
+import hashlib
 import json
 import os
 import os.path as osp
@@ -369,14 +371,35 @@ def demo_scenes_root(seed: int = 0,
             ``~/.cache/cribo_mm/demo_scenes``.
 
     Returns:
-        Path: ``<cache_root>/v<version>-seed<seed>-<H>x<W>-<train>+<val>``.
+        Path: ``<cache_root>/v<version>-<fingerprint>-seed<seed>-<H>x<W>-
+        <train>+<val>``; the fingerprint (:func:`generator_fingerprint`)
+        changes with what the generator draws, so a cache made by another
+        version of the generator is never reused.
     """
     if cache_root is None:
         cache_root = os.environ.get('CRIBO_DEMO_ROOT') or osp.join(
             osp.expanduser('~'), '.cache', 'cribo_mm', 'demo_scenes')
     h, w = image_size
-    name = (f'v{DEMO_VERSION}-seed{seed}-{h}x{w}-{num_train}+{num_val}')
+    name = (f'v{DEMO_VERSION}-{generator_fingerprint()}-seed{seed}-{h}x{w}-'
+            f'{num_train}+{num_val}')
     return Path(cache_root) / name
+
+
+@functools.lru_cache(maxsize=None)
+def generator_fingerprint() -> str:
+    """Eight hex digits of a hash of a small probe scene.
+
+    Any change of the generator that changes its images (object counts,
+    sizes, textures, colours) changes the probe and with it the cache
+    folder; ``DEMO_VERSION`` alone was not bumped by such changes once,
+    and a stale cache of the same name was reused.
+
+    Returns:
+        str: The fingerprint.
+    """
+    img, mask = render_scene(np.random.default_rng([0, 9, 0]), (64, 64))
+    digest = hashlib.sha1(img.tobytes() + mask.tobytes()).hexdigest()
+    return digest[:8]
 
 
 def generate_demo_scenes(out_dir: PathLike,
@@ -414,6 +437,7 @@ def generate_demo_scenes(out_dir: PathLike,
                                        f'{k:05d}.png')
     meta = dict(
         version=DEMO_VERSION,
+        generator=generator_fingerprint(),
         seed=seed,
         image_size=list(image_size),
         num_train=num_train,

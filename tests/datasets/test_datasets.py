@@ -13,7 +13,8 @@ from PIL import Image
 from cribo_mm.datasets import (CrIBoCocoDataset, CrIBoDemoScenes,
                                CrIBoImageFolder, ensure_demo_scenes,
                                generate_demo_scenes)
-from cribo_mm.datasets.demo_scenes import DEMO_CLASSES, demo_scenes_root
+from cribo_mm.datasets.demo_scenes import (DEMO_CLASSES, demo_scenes_root,
+                                           generator_fingerprint)
 
 # a real CamVid copy, given explicitly (`make test` sets it); tests that need
 # it skip the real-data part without it
@@ -212,7 +213,7 @@ def test_demo_cache_is_atomic_and_shared(tmp_path):
         image_size=(64, 80),
         cache_root=tmp_path)
     assert root == demo_scenes_root(3, 4, 2, (64, 80), tmp_path)
-    assert root.name == 'v2-seed3-64x80-4+2'
+    assert root.name == f'v2-{generator_fingerprint()}-seed3-64x80-4+2'
     assert (root / 'meta.json').is_file()
     assert [p.name for p in tmp_path.iterdir()] == [root.name]  # no temp
     mtime = (root / 'meta.json').stat().st_mtime_ns
