@@ -1,5 +1,7 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """The demo scenes tell classes apart by shape and texture, not colour."""
+import json
+
 import numpy as np
 
 from cribo_mm.datasets.demo_scenes import (CATEGORY_TEXTURES, DEMO_CLASSES,
@@ -56,3 +58,31 @@ def test_objects_are_textured_and_the_background_is_not():
         # untextured background (smooth blotches, clutter blobs)
         assert np.median(gradients[c]) > 3 * background, (
             DEMO_CLASSES[c], np.median(gradients[c]), background)
+
+
+def test_cache_folder_follows_the_generator(monkeypatch, tmp_path):
+    """A generator that draws other scenes gets another cache folder, so a
+    cache of an older generator is never reused."""
+    from cribo_mm.datasets import demo_scenes
+    before = demo_scenes.demo_scenes_root(0, 2, 1, (32, 32), tmp_path)
+    fingerprint = demo_scenes.generator_fingerprint()
+    assert fingerprint in before.name
+    render = demo_scenes.render_scene
+
+    def other_render(rng, size):
+        img, mask = render(rng, size)
+        return 255 - img, mask
+
+    demo_scenes.generator_fingerprint.cache_clear()
+    monkeypatch.setattr(demo_scenes, 'render_scene', other_render)
+    try:
+        after = demo_scenes.demo_scenes_root(0, 2, 1, (32, 32), tmp_path)
+        assert after != before
+        root = demo_scenes.ensure_demo_scenes(seed=0, num_train=2,
+                                              num_val=1, image_size=(32, 32),
+                                              cache_root=tmp_path)
+        assert root == after
+        meta = json.loads((root / 'meta.json').read_text())
+        assert meta['generator'] == demo_scenes.generator_fingerprint()
+    finally:
+        demo_scenes.generator_fingerprint.cache_clear()
