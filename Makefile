@@ -43,7 +43,7 @@ DEMO_SUMMARY := tools/analysis/summarize_dense_nn.py --baseline random-init \
 	dino-student=$(DEMO_DIR)/dense_nn_dino_student \
 	cribo-student=$(DEMO_DIR)/dense_nn_cribo_student \
 	--describe \
-	'random-init=the same ViT, random weights (seed $(DEMO_SEED)), no training' \
+	'random-init=the same ViT as training starts (reference init, seed $(DEMO_SEED)), no training' \
 	'dino-teacher=EMA teacher after DINO (global term only)' \
 	'cribo-teacher=EMA teacher after CrIBo, same budget as DINO' \
 	'dino-student=DINO student (the weights trained by gradients)' \

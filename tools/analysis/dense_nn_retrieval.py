@@ -205,6 +205,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=0,
         help='torch seed before building the backbone (random weights)')
     parser.add_argument(
+        '--random-init',
+        choices=['training', 'backbone'],
+        default='training',
+        help='random weights (checkpoint "none"): "training" initialises '
+        'the backbone as the config\'s pretraining starts (a CrIBo config: '
+        'the reference ViT init), "backbone" by the backbone\'s own '
+        'init_weights (mmpretrain\'s)')
+    parser.add_argument(
         '--max-val-images',
         type=int,
         help='evaluate on the first N validation images only')
@@ -387,7 +395,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                                               load_backbone_weights,
                                               parse_fraction,
                                               run_dense_nn_retrieval,
-                                              side_by_side)
+                                              side_by_side, training_init)
     from cribo_mm.models.backbones import default_pos_embed_interp
     from cribo_mm.utils.checkpoint_io import load_checkpoint_file
 
@@ -429,7 +437,15 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         args.config, args.cfg_options,
         pos_embed_interp=None if interp == 'size' else interp)
     if random_init:
-        ckpt_info = dict(prefix=None, loaded=0, random_init=True)
+        init_name = 'backbone init_weights'
+        init_fn = training_init(args.config, args.cfg_options) \
+            if args.random_init == 'training' else None
+        if init_fn is not None:
+            torch.manual_seed(args.init_seed)
+            init_fn(backbone)
+            init_name = f'as training starts ({init_fn.__name__})'
+        ckpt_info = dict(prefix=None, loaded=0, random_init=True,
+                         init=init_name)
     else:
         ckpt_info = load_backbone_weights(backbone, loaded, args.prefix)
         ckpt_info['file'] = checkpoint
@@ -437,7 +453,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         ckpt_info['unexpected_keys'] = ckpt_info['unexpected_keys'][:50]
     ckpt_info['pos_embed_interp'] = interp
     print(f'[dense-nn] backbone {type(backbone).__name__}, weights: '
-          + ('random' if ckpt_info.get('random_init') else
+          + (f"random, {ckpt_info['init']}" if ckpt_info.get('random_init')
+             else
              f"{ckpt_info['loaded']} tensors under prefix "
              f"{ckpt_info['prefix']!r}")
           + f', position-embedding interpolation: {interp}')

@@ -7,7 +7,7 @@ only torch; MMSegmentation is imported when datasets or metrics are used.
 from .backbone import (AUTO_PREFIXES, IMAGENET_MEAN, IMAGENET_STD,
                        build_backbone, extract_patch_features,
                        infer_patch_size, load_backbone_weights,
-                       select_backbone_state_dict)
+                       select_backbone_state_dict, training_init)
 from .data import (RetrievalSegDataset, build_seg_dataset, collate_retrieval,
                    dataset_meta, format_fraction, parse_fraction,
                    subset_indices)
@@ -23,7 +23,7 @@ from .visualize import colorize_labels, default_palette, side_by_side
 __all__ = [
     'AUTO_PREFIXES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'build_backbone',
     'extract_patch_features', 'infer_patch_size', 'load_backbone_weights',
-    'select_backbone_state_dict',
+    'select_backbone_state_dict', 'training_init',
     'RetrievalSegDataset', 'build_seg_dataset', 'collate_retrieval',
     'dataset_meta', 'format_fraction', 'parse_fraction', 'subset_indices',
     'DenseNNSettings', 'PatchMemory', 'build_memory', 'evaluate_retrieval',

@@ -6,7 +6,8 @@ import inspect
 import logging
 import os.path as osp
 import warnings
-from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, Iterable, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 from torch import Tensor, nn
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 from cribo_mm.utils.checkpoint_io import load_checkpoint_file
 
 __all__ = [
-    'build_backbone', 'select_backbone_state_dict',
+    'build_backbone', 'training_init', 'select_backbone_state_dict',
     'load_backbone_weights', 'extract_patch_features', 'infer_patch_size',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'AUTO_PREFIXES'
 ]
@@ -154,6 +155,36 @@ def _load_config(spec, cfg_options: Optional[dict]):
         from mmengine.utils import import_modules_from_strings
         import_modules_from_strings(**imports)
     return cfg
+
+
+def training_init(spec: Union[str, dict], cfg_options: Optional[dict] = None
+                  ) -> Optional[Callable[[nn.Module], nn.Module]]:
+    """The initialisation a pretraining config gives its backbone, when it
+    is not the backbone's own ``init_weights``.
+
+    A CrIBo config (``model.type='CrIBo'``, ``reference_init=True``, the
+    default) starts training from :func:`reference_vit_init`; evaluating
+    random weights "as training starts" must use it too.
+
+    Args:
+        spec (str | dict | Config): As :func:`build_backbone`.
+        cfg_options (dict, optional): Overrides merged into a config file.
+
+    Returns:
+        callable | None: The in-place init function, or None when the
+        backbone's own initialisation is the training's.
+    """
+    if isinstance(spec, str) and (spec.startswith(_VIT_SPEC)
+                                  or not osp.isfile(spec)):
+        return None
+    if isinstance(spec, dict) and not hasattr(spec, 'filename'):
+        return None
+    model_cfg = _load_config(spec, cfg_options).get('model') or {}
+    model_type = str(model_cfg.get('type', '')).split('.')[-1]
+    if model_type == 'CrIBo' and model_cfg.get('reference_init', True):
+        from cribo_mm.models.backbones import reference_vit_init
+        return reference_vit_init
+    return None
 
 
 def build_backbone(spec: Union[str, dict],

@@ -8,6 +8,7 @@ from mmpretrain.models.utils import CosineEMA
 from mmpretrain.structures import DataSample
 
 from cribo_mm.datasets.transforms.geometry import patch_centres
+from cribo_mm.models.backbones.reference_init import reference_vit_init
 from cribo_mm.models.utils.precision import fp32_region
 from cribo_mm.registry import MODELS
 from cribo_mm.utils.profiling import profile_part
@@ -152,27 +153,10 @@ class CrIBo(BaseSelfSupervisor):
     def init_weights(self) -> None:
         super().init_weights()
         if self.reference_init:
-            self._reference_backbone_init()
+            reference_vit_init(self.backbone)
         # The teacher starts as an exact copy of the initialised student.
         self.teacher.module.load_state_dict(
             nn.Sequential(self.backbone, self.neck).state_dict())
-
-    @torch.no_grad()
-    def _reference_backbone_init(self) -> None:
-        for m in self.backbone.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                m.reset_parameters()  # the patch embedding: PyTorch default
-        for name in ('pos_embed', 'cls_token'):
-            param = getattr(self.backbone, name, None)
-            if isinstance(param, nn.Parameter):
-                nn.init.trunc_normal_(param, std=.02)
 
     def train(self, mode: bool = True) -> 'CrIBo':
         """Set train mode; the teacher always runs in eval mode, so it has no
