@@ -61,8 +61,12 @@ def test_rows_baseline_and_seed_spread(tmp_path, capsys):
     assert '22.00' in cribo_line and '+8.00' in cribo_line
     assert cribo_line.endswith('CrIBo teacher')
     assert 'How to read it' in out and 'floor' in out
-    assert tool.mean_std([1.]) == (1., 0.)
-    assert tool.mean_std([1., 3.]) == (2., math.sqrt(2.))
+    from cribo_mm.evaluation.dense_nn import mean_std
+    assert mean_std([1.]) == (1., 0.)
+    assert mean_std([1., 3.]) == (2., math.sqrt(2.))
+    # a class absent from a run (NaN / None) is left out; nothing: NaN
+    assert mean_std([1., float('nan'), None, 3.]) == (2., math.sqrt(2.))
+    assert all(math.isnan(v) for v in mean_std([None]))
 
 
 def test_errors_name_the_fault(tmp_path):

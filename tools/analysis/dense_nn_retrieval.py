@@ -295,15 +295,6 @@ def _table(header: List[str], rows: List[List[str]]) -> str:
                      [fmt_row(r) for r in rows] + [line])
 
 
-def _mean_std(values: List[float]):
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return math.nan, math.nan
-    mean = sum(values) / len(values)
-    var = sum((v - mean)**2 for v in values) / max(1, len(values) - 1)
-    return mean, math.sqrt(var) if len(values) > 1 else 0.0
-
-
 def format_fraction(value: float) -> str:
     """``'1/128'`` for 0.0078125 (see cribo_mm's ``format_fraction``)."""
     from cribo_mm.evaluation.dense_nn import format_fraction as fmt
@@ -313,6 +304,7 @@ def format_fraction(value: float) -> str:
 def summarise(result: Dict) -> Dict:
     """Mean and std of mIoU/mAcc/aAcc and per-class IoU over seeds, per
     fraction."""
+    from cribo_mm.evaluation.dense_nn import mean_std
     summary = {}
     for run in result['runs']:
         summary.setdefault(run['fraction'], []).append(run)
@@ -320,12 +312,12 @@ def summarise(result: Dict) -> Dict:
     for fraction, runs in summary.items():
         entry = dict(seeds=[r['seed'] for r in runs])
         for key in ('mIoU', 'mAcc', 'aAcc'):
-            mean, std = _mean_std([r['metrics'][key] for r in runs])
+            mean, std = mean_std([r['metrics'][key] for r in runs])
             entry[key] = mean
             entry[key + '_std'] = std
         classes = list(runs[0]['metrics']['IoU'])
         entry['IoU'] = {
-            c: _mean_std([r['metrics']['IoU'][c] for r in runs])[0]
+            c: mean_std([r['metrics']['IoU'][c] for r in runs])[0]
             for c in classes
         }
         out[format_fraction(fraction)] = entry

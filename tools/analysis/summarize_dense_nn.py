@@ -18,7 +18,6 @@ difference of every row to that one. Examples::
 import argparse
 import glob
 import json
-import math
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -50,15 +49,6 @@ def latest_json(path: str) -> str:
     if not files:
         raise FileNotFoundError(f'no dense_nn_*.json in {path!r}')
     return files[-1]
-
-
-def mean_std(values: Sequence[float]) -> tuple:
-    """Mean and sample standard deviation (0 for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.
-    return mean, math.sqrt(sum((v - mean)**2 for v in values) / (n - 1))
 
 
 def summarize(rows: Sequence[tuple], fraction: Optional[str] = None
@@ -103,6 +93,7 @@ def summarize(rows: Sequence[tuple], fraction: Optional[str] = None
                 std = summary.get('mIoU_std', 0.)
                 runs = len(summary['seeds'])
             else:
+                from cribo_mm.evaluation.dense_nn import mean_std
                 miou, std = mean_std([s['mIoU'] for s, _ in items])
                 runs = len(items)
             out.append(

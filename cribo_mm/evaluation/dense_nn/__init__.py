@@ -16,7 +16,7 @@ from .evaluator import (DenseNNSettings, PatchMemory, build_memory,
 from .knn import (ExactKNNIndex, FaissKNNIndex, build_knn_index,
                   faiss_available, knn_label_transfer, knn_search)
 from .labels import patch_label_distributions, sample_memory_patches
-from .metrics import IoUAccumulator
+from .metrics import IoUAccumulator, mean_std
 from .predict import predict_segmentation, upsample_patch_scores
 from .visualize import colorize_labels, default_palette, side_by_side
 
@@ -30,6 +30,7 @@ __all__ = [
     'run_dense_nn_retrieval', 'ExactKNNIndex', 'FaissKNNIndex',
     'build_knn_index', 'faiss_available', 'knn_label_transfer', 'knn_search',
     'patch_label_distributions', 'sample_memory_patches', 'IoUAccumulator',
+    'mean_std',
     'predict_segmentation', 'upsample_patch_scores', 'colorize_labels',
     'default_palette', 'side_by_side'
 ]

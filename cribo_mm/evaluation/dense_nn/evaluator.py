@@ -208,9 +208,7 @@ def build_memory(backbone: nn.Module,
             resize_labels=settings.resize_labels,
             memory_aug=settings.memory_aug)
         for batch in _loader(dataset, settings):
-            for stray, name in zip(batch['stray_labels'],
-                                   batch['seg_map_path']):
-                strays.update(stray, name)
+            strays.update_batch(batch)
             imgs = batch['img'].to(settings.device)
             feats = extract_patch_features(backbone, imgs, patch)
             feats = F.normalize(feats.flatten(1, 2).float(), dim=-1).cpu()
@@ -236,8 +234,7 @@ def build_memory(backbone: nn.Module,
             filled += len(feats)
             bar.update(len(batch['index']))
     bar.close()
-    if strays.message():
-        warnings.warn(f'Memory (training) labels: {strays.message()}')
+    strays.warn('Memory (training)')
     if not filled:
         raise RuntimeError('The memory is empty (no labelled patch)')
     return PatchMemory(feats_buf[:filled], labels_buf[:filled], len(indices),
@@ -345,9 +342,7 @@ def evaluate_retrieval(backbone: nn.Module,
                             img_path=batch['img_path'],
                             image=batch['image']))
         if not cached:
-            for stray, name in zip(batch['stray_labels'],
-                                   batch['seg_map_path']):
-                strays.update(stray, name)
+            strays.update_batch(batch)
         b, h, w, dim = feats.shape
         tic = time.perf_counter()
         scores = knn_label_transfer(
@@ -380,8 +375,7 @@ def evaluate_retrieval(backbone: nn.Module,
             position += 1
         bar.update(b)
     bar.close()
-    if strays.message():
-        warnings.warn(f'Validation labels: {strays.message()}')
+    strays.warn('Validation')
     if filling:
         feature_cache['complete'] = True
     result = acc.compute()

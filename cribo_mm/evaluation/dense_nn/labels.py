@@ -4,6 +4,7 @@ checks.
 
 Pure tensor functions: no I/O, no OpenMMLab imports.
 """
+import warnings
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -106,6 +107,18 @@ class StrayLabelCounter:
         for value, count in stray.items():
             self.pixels[value] = self.pixels.get(value, 0) + count
             self.files.setdefault(value, filename or '<unnamed>')
+
+    def update_batch(self, batch: Dict) -> None:
+        """Add the label maps of a loader batch (``stray_labels`` and
+        ``seg_map_path`` lists)."""
+        for stray, name in zip(batch['stray_labels'], batch['seg_map_path']):
+            self.update(stray, name)
+
+    def warn(self, which: str) -> None:
+        """Warn once, naming ``which`` labels, if a stray value was seen."""
+        message = self.message()
+        if message:
+            warnings.warn(f'{which} labels: {message}')
 
     def message(self) -> Optional[str]:
         """The warning text, or None when no stray value was seen."""

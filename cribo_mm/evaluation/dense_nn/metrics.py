@@ -6,7 +6,7 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ['IoUAccumulator']
+__all__ = ['IoUAccumulator', 'mean_std']
 
 
 class IoUAccumulator:
@@ -100,3 +100,24 @@ class IoUAccumulator:
             IoU=per_class(ret['IoU']),
             Acc=per_class(ret['Acc']),
             num_images=self.num_images)
+
+
+def mean_std(values) -> tuple:
+    """Mean and sample standard deviation of the runs of a setting.
+
+    Args:
+        values (Iterable[float | None]): One value per run; None and NaN
+            (a class absent from a run) are left out.
+
+    Returns:
+        tuple[float, float]: ``(mean, std)``; std is 0 for one value, both
+        NaN for none.
+    """
+    values = [float(v) for v in values if v is not None and v == v]
+    if not values:
+        return math.nan, math.nan
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.
+    return mean, math.sqrt(
+        sum((v - mean)**2 for v in values) / (len(values) - 1))
