@@ -13,7 +13,7 @@ import cribo_mm  # noqa: F401
 from cribo_mm.engine.hooks import CrIBoHook
 from cribo_mm.engine.optimizers import (
     CrIBoLayerDecayOptimWrapperConstructor, CrIBoOptimWrapperConstructor,
-    merge_param_groups)
+    merge_param_groups, regroup_optimizer_state)
 from cribo_mm.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from tests.models.test_cribo_algorithm import TINY_VIT, tiny_cribo
 
@@ -181,3 +181,58 @@ def test_layer_decay_one_group_per_lr_and_decay():
     # decayed and not, at 4 lrs: embeddings, 2 blocks, the rest (final norm
     # and head at the base lr)
     assert len(combos) == 8
+
+
+def test_per_parameter_state_resumes_into_merged_groups():
+    """A state saved by the default constructor (one group per parameter)
+    loads into the merged groups and the next steps are identical."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 3))
+    model[1].weight.requires_grad_(False)  # frozen: in no group
+    per_tensor = DefaultOptimWrapperConstructor(copy.deepcopy(WRAPPER),
+                                                PARAMWISE)(model).optimizer
+    assert len(per_tensor.param_groups) == 5
+
+    def steps(optimizer, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(n):
+            optimizer.zero_grad()
+            loss = model(torch.randn(5, 4, generator=g)).square().sum()
+            loss.backward()
+            optimizer.step()
+
+    steps(per_tensor, 3, 1)
+    for group in per_tensor.param_groups:  # as a scheduler leaves them
+        group['lr'] *= 0.5
+    saved = copy.deepcopy(per_tensor.state_dict())
+    before = copy.deepcopy(model.state_dict())
+    steps(per_tensor, 2, 2)
+    expected = copy.deepcopy(model.state_dict())
+
+    model.load_state_dict(before)
+    merged = CrIBoOptimWrapperConstructor(copy.deepcopy(WRAPPER),
+                                          PARAMWISE)(model).optimizer
+    assert len(merged.param_groups) == 2
+    with pytest.raises(ValueError, match='parameter groups'):
+        copy.deepcopy(merged).load_state_dict(saved)  # torch refuses as is
+    regrouped = regroup_optimizer_state(dict(saved, loss_scaler={}), merged,
+                                        model)
+    assert regrouped['loss_scaler'] == {}
+    del regrouped['loss_scaler']
+    merged.load_state_dict(regrouped)
+    assert [g['lr'] for g in merged.param_groups] == [2.5e-4, 2.5e-4]
+    steps(merged, 2, 2)
+    for key, value in expected.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    # already merged: unchanged; a state of another model: refused
+    assert regroup_optimizer_state(merged.state_dict(), merged,
+                                   model) is not None
+    other = copy.deepcopy(saved)
+    first = other['param_groups'][0]['params'][0]
+    other['state'][first]['exp_avg'] = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match=r'exp_avg of 0.weight has shape'):
+        regroup_optimizer_state(other, merged, model)
+    mixed = copy.deepcopy(saved)
+    mixed['param_groups'][0]['lr'] = 1.
+    with pytest.raises(ValueError, match='another setting'):
+        regroup_optimizer_state(mixed, merged, model)

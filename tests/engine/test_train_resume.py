@@ -64,6 +64,32 @@ def test_resume_reproduces_uninterrupted_run(full_run, tmp_path):
         (full_run / 'epoch_1.pth').read_bytes()
 
 
+def test_resume_from_one_group_per_parameter(full_run, tmp_path):
+    """A checkpoint of mmengine's default constructor (one optimizer group
+    per parameter, as cribo-mm saved before the merged groups) resumes
+    into the merged groups and continues as the uninterrupted run."""
+    old = tmp_path / 'old'
+    train(old, options=FREEZE + [
+        'optim_wrapper.constructor=DefaultOptimWrapperConstructor'])
+    saved = load_local_checkpoint(str(old / 'epoch_1.pth'))['optimizer']
+    assert len(saved['param_groups']) > 2  # one per trainable tensor
+    new = tmp_path / 'new'
+    new.mkdir()
+    shutil.copy(old / 'epoch_1.pth', new / 'epoch_1.pth')
+    proc = train(new, '--resume', str(new / 'epoch_1.pth'), options=FREEZE)
+    assert 'regrouped into the 2 merged groups' in proc.stdout + proc.stderr
+    full = _by_iter(logged_scalars(full_run))
+    resumed = _by_iter(logged_scalars(new))
+    assert sorted(resumed) == [5, 6, 7, 8]
+    for it in resumed:
+        for key in TERMS + ('lr', ):
+            assert resumed[it][key] == pytest.approx(full[it][key],
+                                                     rel=1e-4, abs=1e-5), \
+                (it, key)
+    ckpt = load_local_checkpoint(str(new / 'epoch_2.pth'))
+    assert len(ckpt['optimizer']['param_groups']) == 2
+
+
 def test_bank_side_file_keeps_checkpoint_small(tmp_path):
     train(tmp_path, options=[
         'custom_hooks.0.bank_in_checkpoint=False',

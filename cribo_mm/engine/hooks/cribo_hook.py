@@ -10,6 +10,8 @@ import torch
 from mmengine.hooks import Hook
 from mmpretrain.utils import get_ori_model
 
+from cribo_mm.engine.optimizers.grouped_constructor import \
+    regroup_optimizer_state
 from cribo_mm.models.losses.cribo_loss import teacher_temperature_schedule
 from cribo_mm.models.utils.clustering import pos_alpha_schedule
 from cribo_mm.registry import HOOKS
@@ -302,6 +304,7 @@ class CrIBoHook(Hook):
                     'next to the checkpoint into the work dir')
             bank = load_checkpoint_file(path)  # the project's policy
             checkpoint['state_dict'].update(bank)
+        self._regroup_optimizer_state(runner, checkpoint)
         rng = meta.get('cribo_rng_state')
         if rng is not None and getattr(runner, '_resume', False):
             torch.set_rng_state(rng['torch'])
@@ -309,6 +312,27 @@ class CrIBoHook(Hook):
                 torch.cuda.set_rng_state_all(rng['cuda'])
             np.random.set_state(rng['numpy'])
             random.setstate(rng['python'])
+
+    @staticmethod
+    def _regroup_optimizer_state(runner, checkpoint: dict) -> None:
+        """Let a checkpoint saved with one optimizer group per parameter
+        (mmengine's default constructor, cribo-mm before the merged groups)
+        resume into the merged groups (:func:`regroup_optimizer_state`).
+        """
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        optimizer = getattr(wrapper, 'optimizer', None)
+        if not (getattr(runner, '_resume', False) and 'optimizer' in
+                checkpoint and isinstance(optimizer, torch.optim.Optimizer)):
+            return
+        model = get_ori_model(runner.model)
+        saved = checkpoint['optimizer']
+        checkpoint['optimizer'] = regroup_optimizer_state(
+            saved, optimizer, model)
+        if checkpoint['optimizer'] is not saved:
+            runner.logger.info(
+                f'optimizer state: {len(saved["param_groups"])} saved groups '
+                f'(one per parameter) regrouped into the '
+                f'{len(optimizer.param_groups)} merged groups')
 
     # -- gradient edits -----------------------------------------------------
     def _make_grad_editor(self, last_layer_ids, student_ids):
