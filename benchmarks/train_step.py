@@ -12,8 +12,11 @@ the model (:mod:`cribo_mm.utils.profiling`); ``other`` is the step time not
 inside a part. Every value is the median over ``--repeats`` steps after
 ``--warmup`` steps; the peak is the largest memory increase during a step
 (CPU: resident set; CUDA: allocated). Each setting runs in a fresh process,
-so that memory freed by the previous one does not hide its peak. The bank is matched in full (all
-S x K slots valid), the cross-image term is on (steady state).
+so that memory freed by the previous one does not hide its peak. The bank
+is matched in full (all S x K slots valid), the cross-image term is on
+(steady state). One more step is run under ``torch.utils.flop_counter``:
+its matrix-product GFLOP give CrIBo's arithmetic over DINO's, the overhead
+a step would have if every product ran at the same speed.
 
     python benchmarks/train_step.py            # ViT-S/16, 224, B=32, K=64
     python benchmarks/train_step.py --quick    # tiny ViT, seconds
@@ -127,6 +130,31 @@ def peak_end(device, before):
     return (_status_kib('VmHWM') * 1024 - before) / 2**20
 
 
+def count_gflop(model, wrapper, data) -> float:
+    """Matrix-product GFLOP of one training step (forward and backward).
+
+    Counted by ``torch.utils.flop_counter`` (matmuls, linear layers,
+    attention, convolutions; elementwise work such as softmax is not
+    counted): the arithmetic a step cannot avoid, whatever the kernels.
+
+    Returns:
+        float: GFLOP (1e9 floating-point operations), NaN where this torch
+        has no flop counter.
+    """
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:  # torch < 2.1
+        return float('nan')
+    counter = FlopCounterMode(display=False)
+    with counter:
+        with wrapper.optim_context(model):
+            losses = model(**data, mode='loss')
+        loss, _ = model.parse_losses(losses)
+        wrapper.backward(loss)
+    wrapper.zero_grad()
+    return counter.get_total_flops() / 1e9
+
+
 def run(args, method: str, precision: str, device: torch.device):
     """Median per-part times (s), step time, peak MiB and statistics."""
     from mmengine.logging import MessageHub
@@ -155,6 +183,7 @@ def run(args, method: str, precision: str, device: torch.device):
             records.append((times, total, peak))
             stats = {k: float(v) for k, v in log_vars.items()
                      if k in ('objects_per_image', 'cycle_consistent_ratio')}
+    stats['gflop'] = count_gflop(model, wrapper, data)
     parts = {p: statistics.median(r[0].get(p, 0.) for r in records)
              for p in PARTS}
     total = statistics.median(r[1] for r in records)
@@ -232,7 +261,7 @@ def main():
             results[method, precision] = run_in_subprocess(
                 method, precision)
             parts, total, peak, stats = results[method, precision]
-            extra = ''.join(f', {k}={v:.3g}' for k, v in stats.items())
+            extra = ''.join(f', {k}={v:.4g}' for k, v in stats.items())
             print(f'  {method} {precision}: {total:.3f} s/step, peak '
                   f'{peak:.0f} MiB{extra}', flush=True)
 
@@ -251,8 +280,11 @@ def main():
         if ('dino', precision) in results and ('cribo', precision) in results:
             dino = results['dino', precision][1]
             cribo = results['cribo', precision][1]
+            flop = (results['cribo', precision][3]['gflop'] /
+                    results['dino', precision][3]['gflop'])
             print(f'CrIBo overhead over DINO ({precision}): '
-                  f'{100 * (cribo / dino - 1):+.1f} %')
+                  f'{100 * (cribo / dino - 1):+.1f} % time, '
+                  f'{100 * (flop - 1):+.1f} % matrix-product arithmetic')
     for method in args.methods:
         if (method, 'fp32') not in results:
             continue

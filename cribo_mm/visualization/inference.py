@@ -84,6 +84,30 @@ class ImageObjects(NamedTuple):
         return int(self.valid.shape[0])
 
 
+def _strip_module_prefix(state: dict) -> OrderedDict:
+    """A state dict without the ``module.`` prefix of a wrapped model,
+    with its ``_metadata`` (per-module versions) renamed the same way.
+
+    Args:
+        state (dict): Parameter name -> tensor.
+
+    Returns:
+        OrderedDict: The renamed state dict.
+    """
+
+    def strip(name: str) -> str:
+        if name == 'module':
+            return ''
+        return name[len('module.'):] if name.startswith('module.') else name
+
+    out = OrderedDict((strip(k), v) for k, v in state.items())
+    metadata = getattr(state, '_metadata', None)
+    if metadata is not None:
+        out._metadata = OrderedDict(
+            (strip(k), v) for k, v in metadata.items())
+    return out
+
+
 def final_pos_alpha(cfg) -> Optional[float]:
     """lambda_pos at the end of training, from the config's ``CrIBoHook``.
 
@@ -170,9 +194,7 @@ def load_cribo_model(config: str,
         if not isinstance(state, dict):
             raise ValueError(f'checkpoint {checkpoint!r} holds no state dict '
                              f'(a {type(loaded).__name__})')
-        state = OrderedDict(
-            (k[len('module.'):] if k.startswith('module.') else k, v)
-            for k, v in state.items())
+        state = _strip_module_prefix(state)
         try:
             # mmengine's loader (with the fit check of cribo_mm's compat)
             mmengine_checkpoint.load_state_dict(

@@ -79,3 +79,17 @@ def test_save_figures_writes_each_then_the_grid(tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed == [f'wrote {path}' for path in written]
     assert save_figures([], str(tmp_path / 'none')) == []
+
+
+def test_strip_module_prefix_keeps_metadata():
+    from collections import OrderedDict
+
+    from cribo_mm.visualization.inference import _strip_module_prefix
+    state = OrderedDict([('module.a.weight', 1), ('b', 2)])
+    state._metadata = OrderedDict([('module', {'version': 1}),
+                                   ('module.a', {'version': 2})])
+    out = _strip_module_prefix(state)
+    assert list(out) == ['a.weight', 'b']
+    assert out._metadata == OrderedDict([('', {'version': 1}),
+                                         ('a', {'version': 2})])
+    assert not hasattr(_strip_module_prefix({'x': 1}), '_metadata')
