@@ -95,9 +95,6 @@ _FLUSH = 2.0**-126
 _SAFETY = 1.0 + 1e-9
 _NORM_EPS = 1e-12  # F.normalize's default
 _SUB_BLOCK = 4096  # rows normalised and converted at once (one thread)
-#: Most top-1 candidates a query may collect in one key block before it
-#: is searched with the fp32 path instead (flat or duplicated keys).
-_TOP1_CAP = 64
 
 #: unit roundoff u and half the smallest subnormal spacing eta
 _FORMATS = {
@@ -374,12 +371,6 @@ class LowPrecisionKeys:
         return self._norm_bound
 
     @property
-    def bounds_known(self) -> bool:
-        """bool: :attr:`norm_bound` and :attr:`min_scale` are known before
-        a pass over :meth:`blocks` (normalised or already converted keys)."""
-        return self.normalize or self._cached is not None
-
-    @property
     def min_scale(self) -> float:
         """float: Smallest block scale ``s_b`` (after a pass)."""
         return self._min_scale
@@ -584,161 +575,6 @@ def _blocks_to_rescan(block_top: Tensor, lower: Tensor, terms: Tuple,
     return keep.nonzero()[:, 0].tolist()
 
 
-def _top1_threshold(best: Tensor, terms: Tuple, lowp_keys: LowPrecisionKeys,
-                    slack: Tensor) -> Tensor:
-    """Fast-score threshold below which no key can be the fp32 top-1.
-
-    The key with the best fast score ``m`` has an fp32 score of at least
-    ``m - E(m)``; a key whose fast score ``z`` has ``z + E(z)`` below that
-    (minus the re-score slack) cannot beat it. The threshold keeps a margin
-    of ``3 E(m) + 2 slack`` below ``m``, so that the proof (see
-    :func:`_certified_top1`) nearly always succeeds; ``z + E(z)`` grows
-    with ``z``.
-
-    Args:
-        best (Tensor): (Q, 1) float64 best fast score so far.
-        terms (tuple): (Q, 1) query bound terms.
-        lowp_keys (LowPrecisionKeys): The key blocks.
-        slack (Tensor): (Q, 1) float64 re-score slack.
-
-    Returns:
-        Tensor: (Q, 1) float64 thresholds.
-    """
-    err = fast_error_bound(terms, best, lowp_keys.norm_bound, lowp_keys.dim,
-                           lowp_keys.dtype, lowp_keys.min_scale, True)
-    return best - 3 * err - 2 * slack * _SAFETY
-
-
-def _certified_top1(queries: Tensor, lowp_keys: LowPrecisionKeys,
-                    exact_fn: Callable[..., Tuple[Tensor, Tensor]],
-                    q_low: Tensor, terms: Tuple,
-                    stats: Optional[SearchStats],
-                    workspace: Optional[Dict[str, Tensor]] = None
-                    ) -> Tuple[Tensor, Tensor]:
-    """:func:`certified_topk` for ``k = 1`` without a per-block top-c.
-
-    One pass over the key blocks keeps, per query, the running best fast
-    score ``m`` and the threshold ``t(m)`` of :func:`_top1_threshold`. Only
-    a block's row maxima are computed for every query; the queries whose
-    block maximum reaches their current threshold (on random data about
-    ``ln(blocks)`` blocks per query: the times the running best improves,
-    plus near-ties) collect that block's keys scoring at least the
-    threshold as candidates. Every other key scores below the last
-    threshold (thresholds only grow), so a query is proven when its best
-    re-scored candidate, minus the re-score slack, beats ``t + E(t)`` and
-    is unique among its candidates. Queries with more than
-    ``_TOP1_CAP`` candidates in one block (flat or duplicated data), no
-    candidate (NaN) or no proof use the fp32 path, restricted to the
-    blocks that may hold the top-1 as in :func:`certified_topk`.
-
-    Args:
-        queries (Tensor): (Q, D) float32 queries.
-        lowp_keys (LowPrecisionKeys): The converted key blocks.
-        exact_fn (callable): The fp32 path (see :func:`certified_topk`).
-        q_low (Tensor): (Q, D) low-precision (scaled) queries.
-        terms (tuple): (Q, 1) float64 query bound terms.
-        stats (SearchStats, optional): Receives the query and fallback
-            counts.
-        workspace (dict, optional): Scratch buffers (see
-            :func:`certified_topk`).
-
-    Returns:
-        tuple[Tensor, Tensor]: float32 values (Q, 1) and int64 indices
-        (Q, 1), equal to ``exact_fn(queries)``.
-    """
-    device, dtype = queries.device, lowp_keys.dtype
-    num_q = queries.shape[0]
-    rescale = dtype == torch.float16
-    slack = 2 * gamma(lowp_keys.dim) * terms[0] * lowp_keys.norm_bound
-    best = torch.full((num_q, 1), -math.inf, dtype=torch.float64,
-                      device=device)
-    threshold = best.clone()
-    overflow = torch.zeros(num_q, dtype=torch.bool, device=device)
-    block_top, pair_q, pair_k = [], [], []
-    with _full_precision_accumulation(device):
-        for start, end, block, scale in lowp_keys.blocks():
-            size = end - start
-            scores = _scratch(workspace, 'scores', num_q * size, dtype,
-                              device).view(num_q, size)
-            torch.mm(q_low, block.t(), out=scores)
-            top = scores.amax(dim=1, keepdim=True).double()
-            unit = terms[3] * scale if rescale or scale != 1.0 else None
-            if unit is not None:
-                top = top / unit
-            block_top.append(top[:, 0])
-            improved = top > best
-            if bool(improved.any()):
-                best = torch.where(improved, top, best)
-                threshold = torch.where(
-                    improved,
-                    _top1_threshold(best, terms, lowp_keys, slack),
-                    threshold)
-            hot = (top >= threshold)[:, 0].nonzero()[:, 0]
-            if not hot.numel():
-                continue
-            rows = scores[hot].double()
-            if unit is not None:
-                rows = rows / unit[hot]
-            mask = rows >= threshold[hot]
-            counts = mask.sum(dim=1)
-            full = counts > _TOP1_CAP
-            if bool(full.any()):
-                overflow[hot[full]] = True
-                mask[full] = False
-            qi, ki = mask.nonzero(as_tuple=True)
-            pair_q.append(hot[qi])
-            pair_k.append(ki + start)
-    limit = threshold + fast_error_bound(
-        terms, threshold, lowp_keys.norm_bound, lowp_keys.dim, dtype,
-        lowp_keys.min_scale, True)
-    values = torch.full((num_q, 1), -math.inf, device=device)
-    indices = torch.zeros((num_q, 1), dtype=torch.long, device=device)
-    certified = ~overflow
-    if pair_q:
-        pair_q, pair_k = torch.cat(pair_q), torch.cat(pair_k)
-        # a (Q, c) candidate table, padded with each query's first one
-        order = torch.argsort(pair_q, stable=True)
-        pair_q, pair_k = pair_q[order], pair_k[order]
-        counts = torch.bincount(pair_q, minlength=num_q)
-        width = max(int(counts.max()), 1)
-        first = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(pair_q.numel(), device=device) - first[pair_q]
-        table = torch.zeros((num_q, width), dtype=torch.long, device=device)
-        real = torch.zeros((num_q, width), dtype=torch.bool, device=device)
-        table[pair_q, slot] = pair_k
-        real[pair_q, slot] = True
-        table = torch.where(real, table, table[:, :1])
-        exact = _rescore(queries, lowp_keys.keys, lowp_keys.normalize, table)
-        exact = exact.masked_fill(~real, -math.inf)
-        if width > 1:
-            top2, pos = exact.topk(2, dim=1)
-            certified &= top2[:, 0] > top2[:, 1]
-        else:
-            top2, pos = exact, torch.zeros_like(indices)
-        values = top2[:, :1].contiguous()
-        indices = table.gather(1, pos[:, :1])
-        certified &= counts > 0
-    else:
-        certified.zero_()
-    lower = values.double() - slack * _SAFETY
-    certified &= (lower > limit)[:, 0]
-    failed = (~certified).nonzero()[:, 0]
-    if failed.numel():
-        finite = torch.isfinite(lower[failed])
-        blocks = None
-        if bool(finite.all()):
-            blocks = _blocks_to_rescan(
-                torch.stack(block_top, dim=1)[failed],
-                lower[failed], tuple(t[failed] for t in terms), lowp_keys,
-                dtype, True)
-        fb_val, fb_idx = _exact_rows(exact_fn, queries, failed, blocks)
-        values[failed] = fb_val.to(values.dtype)
-        indices[failed] = fb_idx
-    if stats is not None:
-        stats.add(num_q, failed.numel())
-    return values, indices
-
-
 @torch.no_grad()
 def certified_topk(queries: Tensor,
                    keys: Union[Tensor, LowPrecisionKeys],
@@ -799,9 +635,6 @@ def certified_topk(queries: Tensor,
     device = queries.device
     q_low, terms = _query_terms(queries, dtype)
     lowp_output = True
-    if k == 1 and margin is None and lowp_keys.bounds_known:
-        return _certified_top1(queries, lowp_keys, exact_fn, q_low, terms,
-                               stats, workspace)
     vals, idxs, block_top = [], [], []
     with _full_precision_accumulation(device):
         for start, end, block, scale in lowp_keys.blocks():
