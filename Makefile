@@ -12,11 +12,15 @@ export CRIBO_CAMVID
 env:
 	@bash tools/setup_env.sh
 
+# Test processes (pytest-xdist; a test file stays in one process, so its
+# module fixtures are built once). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+
 test: env
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 test-fast: env
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow" tests
 
 # `make demo`: the CPU recipe on the embedded demo scenes. CrIBo and its
 # DINO twin train at equal budget side by side, one core each
