@@ -146,10 +146,9 @@ class CrIBoImageFolder(BaseDataset):
 
     def _set_max_pixels(self, max_pixels: int) -> None:
         """Apply a pixel limit to the loading steps of the pipeline."""
-        from .transforms.loading import CrIBoLoadImageFromFile
-        if not isinstance(max_pixels, int) or max_pixels <= 0:
-            raise ValueError(f'{self.__class__.__name__}: max_pixels must be '
-                             f'a positive int or None, got {max_pixels!r}')
+        from .transforms.loading import (CrIBoLoadImageFromFile,
+                                         validate_max_pixels)
+        validate_max_pixels(max_pixels, type(self).__name__)
         steps = [
             t for t in getattr(self.pipeline, 'transforms', [])
             if isinstance(t, CrIBoLoadImageFromFile)

@@ -149,8 +149,15 @@ def test_pixel_limit_checked_from_header_before_decoding(tmp_path):
     assert out['img'].shape == (30, 40, 3)
     assert CrIBoLoadImageFromFile(max_pixels=None)(
         dict(img_path=str(tmp_path / 'small.png')))['img'].shape == (30, 40, 3)
-    with pytest.raises(ValueError, match='max_pixels'):
-        CrIBoLoadImageFromFile(max_pixels=0)
+    for bad in (0, -5, 1.5e6, True, '1000'):
+        with pytest.raises(ValueError,
+                           match=r'CrIBoLoadImageFromFile: max_pixels must '
+                           r'be a positive int or None, got'):
+            CrIBoLoadImageFromFile(max_pixels=bad)
+    from cribo_mm.datasets.transforms.loading import CrIBoCheckImageSize
+    with pytest.raises(ValueError, match=r'CrIBoCheckImageSize: max_pixels '
+                       r'must be a positive int, got None'):
+        CrIBoCheckImageSize(max_pixels=None)
 
 
 def test_pixel_limit_as_a_dataset_argument(tmp_path, mmpretrain_scope):

@@ -108,6 +108,31 @@ def image_size_from_header(
         return None
 
 
+def validate_max_pixels(value: Optional[int], owner: str,
+                        allow_none: bool = True) -> Optional[int]:
+    """Check a ``max_pixels`` setting.
+
+    Args:
+        value (int, optional): The setting.
+        owner (str): What it configures, for the error message.
+        allow_none (bool): None (no limit) is accepted. Defaults to True.
+
+    Returns:
+        int | None: ``value``.
+
+    Raises:
+        ValueError: Naming ``owner`` and the value, unless ``value`` is a
+            positive int (not a bool) or an accepted None.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        accepted = 'a positive int or None' if allow_none else 'a positive int'
+        raise ValueError(
+            f'{owner}: max_pixels must be {accepted}, got {value!r}')
+    return value
+
+
 def _check_pixels(source: Union[bytes, str], filename: str,
                   max_pixels: Optional[int]) -> None:
     """Refuse an image whose header (in ``source``: the file content or a
@@ -263,10 +288,8 @@ class CrIBoCheckImageSize(BaseTransform):
     def __init__(self,
                  max_pixels: int = DEFAULT_MAX_PIXELS,
                  backend_args: Optional[dict] = None) -> None:
-        if not isinstance(max_pixels, int) or max_pixels <= 0:
-            raise ValueError(f'max_pixels must be a positive int, got '
-                             f'{max_pixels!r}')
-        self.max_pixels = max_pixels
+        self.max_pixels = validate_max_pixels(
+            max_pixels, type(self).__name__, allow_none=False)
         self.backend_args = backend_args.copy() if backend_args else None
 
     def transform(self, results: dict) -> dict:
@@ -337,13 +360,9 @@ class CrIBoLoadImageFromFile(BaseTransform):
                  to_float32: bool = False,
                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                  backend_args: Optional[dict] = None) -> None:
-        if max_pixels is not None and (not isinstance(max_pixels, int)
-                                       or max_pixels <= 0):
-            raise ValueError(f'max_pixels must be a positive int or None, '
-                             f'got {max_pixels!r}')
         self.skip_unreadable = skip_unreadable
         self.to_float32 = to_float32
-        self.max_pixels = max_pixels
+        self.max_pixels = validate_max_pixels(max_pixels, type(self).__name__)
         self.backend_args = backend_args.copy() if backend_args else None
 
     @staticmethod
