@@ -9,6 +9,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from cribo_mm.registry import DATASETS
+from cribo_mm.utils.listing import reached_again
 
 __all__ = ['IMG_EXTENSIONS', 'CrIBoImageFolder', 'scan_images']
 
@@ -54,11 +55,7 @@ def scan_images(root: str,
     for dirpath, dirnames, filenames in os.walk(
             root, followlinks=follow_links):
         real_dir = osp.realpath(dirpath)
-        # a folder seen before, or one above the root: a link loop or a
-        # second link to a folder
-        if real_dir in seen_dirs or (
-                dirpath != root
-                and root_real.startswith(real_dir.rstrip(os.sep) + os.sep)):
+        if dirpath != root and reached_again(real_dir, seen_dirs, root_real):
             dup_dirs.append(dirpath)
             dirnames[:] = []
             continue

@@ -18,7 +18,25 @@ from typing import Iterator, Optional, Tuple, Union
 
 from mmengine.logging import print_log
 
-__all__ = ['list_dir_or_file']
+__all__ = ['list_dir_or_file', 'reached_again']
+
+
+def reached_again(real_dir: str, seen: set, root_real: str) -> bool:
+    """Whether a folder met in a scan was reached through a symbolic link
+    before: its real path was entered already (a link loop such as
+    ``a/up -> ..``, or a second link to one folder), or it lies above the
+    scanned root.
+
+    Args:
+        real_dir (str): ``os.path.realpath`` of the folder.
+        seen (set): Real paths of the folders entered so far.
+        root_real (str): ``os.path.realpath`` of the scanned root.
+
+    Returns:
+        bool: True when the folder must not be entered again.
+    """
+    return real_dir in seen or root_real.startswith(
+        real_dir.rstrip(os.sep) + os.sep)
 
 
 def list_dir_or_file(self,
@@ -57,10 +75,7 @@ def list_dir_or_file(self,
                     yield rel_path
             elif osp.isdir(entry.path):
                 real = osp.realpath(entry.path)
-                # a folder seen before, or one above the root: a link loop
-                # or a second link to a folder
-                if real in seen or root_real.startswith(
-                        real.rstrip(os.sep) + os.sep):
+                if reached_again(real, seen, root_real):
                     skipped.append(entry.path)
                     continue
                 seen.add(real)
