@@ -180,13 +180,8 @@ def test_expected_upstream_warnings_are_filtered_narrowly():
 
 
 def test_orl_stage2_progress_lines_are_titled(capsys):
-    import importlib.util
-
-    from tests.engine.tiny_config import ROOT
-    spec = importlib.util.spec_from_file_location(
-        'orl_common', ROOT / 'tools' / 'orl' / '_common.py')
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
+    from tests.engine.tiny_config import import_tool
+    common = import_tool('tools/orl/_common.py', 'orl_common')
     job = types.SimpleNamespace(
         folder='/runs/stage2/proposals/', chunk_range=lambda c: range(4))
     bar = common.ShardProgress.for_chunks(job, [0, 1, 2])

@@ -42,7 +42,8 @@ def import_tool(relpath, name):
     """Import a script of the repository (e.g. ``tools/train.py``).
 
     Args:
-        relpath (str): The script's path relative to the repository root.
+        relpath (str | Path): The script's path relative to the repository
+            root, or an absolute path.
         name (str): The module name to give it.
 
     Returns:

@@ -152,13 +152,12 @@ def test_dense_nn_tool_uses_the_reference_for_converted_checkpoints(
         student_weights, tmp_path, monkeypatch):
     """'auto': converted official weights get the reference interpolation
     in the dense-NN tool, other checkpoints mmpretrain's."""
-    import importlib.util
-
+    
     from cribo_mm.evaluation.dense_nn import (build_backbone,
                                               extract_patch_features)
     from cribo_mm.models.utils.checkpoint_formats import \
         make_backbone_checkpoint
-    from tests.engine.tiny_config import ROOT
+    from tests.engine.tiny_config import ROOT, import_tool
     vit = dict(
         type='VisionTransformer',
         arch=dict(TINY_ARCH),
@@ -174,9 +173,7 @@ def test_dense_nn_tool_uses_the_reference_for_converted_checkpoints(
     assert direct.out_type == 'raw' and direct.pos_embed_interp == 'size'
 
     path = ROOT / 'tools' / 'analysis' / 'dense_nn_retrieval.py'
-    spec = importlib.util.spec_from_file_location('dense_nn_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = import_tool(path, 'dense_nn_tool')
     chosen = {}
 
     def fake_run(backbone, *args, **kwargs):  # stop after the backbone

@@ -13,7 +13,7 @@ from torch import nn
 import cribo_mm  # noqa: F401  (installs the mmengine loaders)
 from cribo_mm.utils import checkpoint_io as cio
 from cribo_mm.utils.checkpoint_io import CheckpointError
-from tests.engine.tiny_config import DEMO_CONFIG, ROOT
+from tests.engine.tiny_config import DEMO_CONFIG, ROOT, import_tool
 from tests.security.payloads import PAYLOAD_NAMES
 
 # the hand-built payloads use pickle protocol 4, which torch warns about
@@ -34,11 +34,7 @@ def _no_unsafe_env(monkeypatch):
 
 @functools.lru_cache(maxsize=None)
 def converter(name):
-    path = ROOT / 'tools' / 'model_converters' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool(f'tools/model_converters/{name}.py', name)
 
 
 class _WithBackbone(nn.Module):

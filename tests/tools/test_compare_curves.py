@@ -1,20 +1,15 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-from tests.engine.tiny_config import ROOT
+from tests.engine.tiny_config import ROOT, import_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'compare_training_curves',
-        ROOT / 'tools' / 'analysis' / 'compare_training_curves.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool('tools/analysis/compare_training_curves.py',
+                       'compare_training_curves')
 
 
 def _write_run(folder, losses, offset=0.):

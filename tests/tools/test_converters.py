@@ -10,7 +10,6 @@ against the reference outputs of ``head_and_backbone.pt``.
 """
 import argparse
 import copy
-import importlib.util
 from collections import OrderedDict
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from cribo_mm.models.utils.checkpoint_formats import (
 from cribo_mm.utils.checkpoint_io import (CheckpointError,
                                           load_checkpoint_file,
                                           save_checkpoint)
+from tests.engine.tiny_config import import_tool
 from tests.fixtures import FIXTURES, load_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,10 +37,7 @@ TINY_ARCH = dict(
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool(TOOLS / f'{name}.py', name)
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,6 @@ shrunk through config overrides. In the linear setting the backbone must come
 out of training bit-identical and stay in eval mode.
 """
 import copy
-import importlib.util
 import os.path as osp
 import warnings
 from collections import OrderedDict
@@ -27,6 +26,8 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.utils import import_modules_from_strings  # noqa: E402
+
+from tests.engine.tiny_config import import_tool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / 'configs' / 'benchmarks' / 'mmsegmentation'
@@ -80,10 +81,7 @@ def _mmseg_scope():
 
 
 def _load_converter():
-    spec = importlib.util.spec_from_file_location('cribo2mmseg', CONVERTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool(CONVERTER, 'cribo2mmseg')
 
 
 # ----------------------------------------------------------------------

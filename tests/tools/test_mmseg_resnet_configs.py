@@ -8,13 +8,13 @@ ADE20K / CamVid trees, with the backbone shrunk to a ResNet-18 of width 8.
 The linear backbone comes out bit-identical and stays in eval mode.
 """
 import copy
-import importlib.util
 from collections import OrderedDict
 
 import numpy as np
 import pytest
 import torch
 
+from tests.engine.tiny_config import import_tool
 from tests.tools.test_mmseg_configs import (CONFIG_DIR, ROOT, _config,
                                             _dataset_kind, _is_linear,
                                             _mmseg_scope, seg_data,
@@ -31,10 +31,7 @@ CROP = (64, 64)
 
 
 def _converter():
-    spec = importlib.util.spec_from_file_location('orl2mmseg', CONVERTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool(CONVERTER, 'orl2mmseg')
 
 
 def _tiny_resnet(seed):

@@ -1,6 +1,5 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """tools/analysis/summarize_dense_nn.py: the `make demo` table."""
-import importlib.util
 import json
 import math
 import os
@@ -9,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.tiny_config import import_tool
+
 TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'analysis' / \
     'summarize_dense_nn.py'
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('summarize_dense_nn', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool(TOOL, 'summarize_dense_nn')
 
 
 def _result(folder, miou, seeds=(0, ), std=0., name='dense_nn_1.json'):

@@ -1,22 +1,17 @@
 # Copyright (c) cribo-mm contributors. All rights reserved.
 """Tools write under work_dirs/ by default, never into the repository."""
-import importlib.util
 import re
 
 import pytest
 
-from tests.engine.tiny_config import ROOT
+from tests.engine.tiny_config import ROOT, import_tool
 
 TOOLS = ROOT / 'tools'
 
 
 def _tool(relpath):
     path = TOOLS / relpath
-    spec = importlib.util.spec_from_file_location(
-        'tool_' + path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool(path, 'tool_' + path.stem)
 
 
 @pytest.mark.parametrize('relpath, argv, attr, expected', [

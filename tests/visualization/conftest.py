@@ -2,14 +2,13 @@
 """Fixtures of the analysis-tool tests: demo scenes in a temporary cache
 and a tiny random CrIBo checkpoint built from the demo config."""
 import argparse
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
 import torch
 
-from tests.engine.tiny_config import DEMO_CONFIG, ROOT, TINY_OPTIONS
+from tests.engine.tiny_config import (DEMO_CONFIG, ROOT, TINY_OPTIONS, import_tool)
 
 TOOLS = ROOT / 'tools' / 'analysis'
 
@@ -47,10 +46,7 @@ def load_tool(name: str):
     """Import ``tools/analysis/<name>.py`` as a module."""
     if str(TOOLS) not in sys.path:
         sys.path.insert(0, str(TOOLS))
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool(TOOLS / f'{name}.py', name)
 
 
 def assert_not_blank(image: np.ndarray, min_colors: int = 40) -> None:
