@@ -85,7 +85,8 @@ from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint_io import load_checkpoint_file
+from .checkpoint_io import (CheckpointError, UnsafeCheckpointError,
+                            load_checkpoint_file)
 from .dataloader_check import check_loader_not_empty
 from .dist_faults import dist_timeout
 from .listing import list_dir_or_file
@@ -172,13 +173,23 @@ def load_storage_checkpoint(filename: str,
     import tempfile
 
     from mmengine.fileio import get_file_backend
+    global _last_loaded
     data = get_file_backend(
         filename, backend_args={'backend': backend}).get(filename)
     with tempfile.TemporaryDirectory() as folder:
         path = osp.join(folder, osp.basename(filename) or 'checkpoint.pth')
         with open(path, 'wb') as f:
             f.write(data)
-        return load_local_checkpoint(path, map_location=map_location)
+        try:
+            checkpoint = load_local_checkpoint(
+                path, map_location=map_location)
+        except CheckpointError as e:  # name the object, not the copy
+            message = str(e).replace(path, filename)
+            if isinstance(e, UnsafeCheckpointError):
+                raise UnsafeCheckpointError(message, e.globals) from None
+            raise type(e)(message) from None
+    _last_loaded = filename  # fit errors name the object too
+    return checkpoint
 
 
 #: The file most recently loaded through mmengine, named in fit errors.

@@ -3,6 +3,7 @@
 own files still load through each of them."""
 import functools
 import importlib.util
+import tempfile
 import os
 import sys
 
@@ -227,9 +228,13 @@ def test_remote_schemes_go_through_the_policy(url, payloads, tmp_path,
     monkeypatch.setattr(mmengine.fileio, 'get_file_backend',
                         lambda *args, **kwargs: Backend())
     monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
-    with pytest.raises(CheckpointError, match='argparse._os.system'):
+    with pytest.raises(CheckpointError, match='argparse._os.system') as err:
         CheckpointLoader.load_checkpoint(url, map_location='cpu')
     payloads.assert_untouched('dotted_argparse')
+    if not url.startswith('https'):  # not the deleted temporary copy
+        assert url in str(err.value)
+        assert tempfile.gettempdir() not in str(err.value)
+        assert 'argparse._os.system' in err.value.globals
 
 
 def test_runner_checkpoint_resumes_without_the_switch(tmp_path):
