@@ -152,7 +152,6 @@ def test_dense_nn_tool_uses_the_reference_for_converted_checkpoints(
         student_weights, tmp_path, monkeypatch):
     """'auto': converted official weights get the reference interpolation
     in the dense-NN tool, other checkpoints mmpretrain's."""
-    
     from cribo_mm.evaluation.dense_nn import (build_backbone,
                                               extract_patch_features)
     from cribo_mm.models.utils.checkpoint_formats import \
